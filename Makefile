@@ -1,0 +1,60 @@
+# errwire — the two commands a newcomer needs are `make demo` and `make test`.
+# Everything they need (a venv, the packages, Debian packages for the tests) is installed here.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed
+MODULES := $(VENV)/.modules
+
+.PHONY: help test lint typecheck pytest demo bench bench-quick clean FORCE
+
+help:
+	@echo "make demo   - set everything up and run the demo project (local SQLite sink)"
+	@echo "make test   - set everything up and run lint, type checks and the test suite"
+	@echo "make bench  - run the benchmark suite side by side with sentry-sdk"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# The editable install is a strict link tree so mypy can read it; it must be
+# rebuilt when a module is added or removed, so track the list of files.
+$(MODULES): FORCE | $(PY)
+	@find core integrations -type f \( -name '*.py' -o -name 'py.typed' -o -name '*.html' -o -name '*.css' -o -name '*.js' \) | sort > $@.new
+	@cmp -s $@.new $@ || mv $@.new $@
+	@rm -f $@.new
+
+$(STAMP): pyproject.toml $(MODULES) | $(PY)
+	flock $(VENV)/.lock $(PY) -m pip install --quiet -e '.[dev]' --config-settings editable_mode=strict
+	@touch $@
+
+setup: $(STAMP)
+
+.PHONY: setup
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	@$(BIN)/pytest --cov --cov-branch --cov-report=term -p no:cacheprovider; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure"; exit 1; fi; exit $$rc
+
+test: lint typecheck pytest
+
+bench: $(STAMP)
+	$(PY) -m benchmarks
+
+bench-quick: $(STAMP)
+	$(PY) -m benchmarks --quick
+
+demo: $(STAMP)
+	@echo "The demo project arrives with the Django integration (issue 4); not yet."
+
+clean:
+	rm -rf $(VENV) build *.egg-info .coverage .mypy_cache .ruff_cache .pytest_cache .errwire

@@ -1,0 +1,176 @@
+"""The compact snapshot taken on the caller's thread.
+
+Capture must cost a few microseconds and must not keep the traceback (and so
+every frame's locals) alive. The stack is kept as a flat tuple of
+``(code object, instruction offset)`` pairs: both are cheap to read, code
+objects live as long as their module anyway, and line numbers are worked out
+later on the worker thread. Everything here is bounded: a 10 MB message, a
+huge context or a cyclic cause chain cost the same as an ordinary one.
+"""
+
+from __future__ import annotations
+
+import sys
+from types import CodeType, TracebackType
+from typing import Any
+
+__all__ = ["LEVELS", "Event", "snapshot_chain", "snapshot_frames", "safe_message"]
+
+LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "fatal": 50}
+
+RawFrames = tuple[Any, ...]  # (code, lasti, code, lasti, ...), innermost last
+
+# Exception groups exist from Python 3.11; on 3.10 nothing is a group.
+_GROUPS: tuple[type[BaseException], ...] = (
+    (BaseExceptionGroup,) if sys.version_info >= (3, 11) else ()  # noqa: F821
+)
+
+
+class Event:
+    """One captured error or message on its way to the worker.
+
+    Caller-side fields are set at capture; the worker fills ``fingerprint``
+    and resolves frames. ``exc_class`` is kept (classes are long-lived) so the
+    worker can classify by type without the exception object.
+    """
+
+    __slots__ = (
+        "category",
+        "chain",
+        "component",
+        "context",
+        "exc_class",
+        "fingerprint",
+        "frames",
+        "level",
+        "message",
+        "origin",
+        "priority",
+        "repeats",
+        "request",
+        "timestamp",
+    )
+
+    def __init__(
+        self,
+        origin: str,
+        level: str,
+        exc_class: type[BaseException] | None,
+        message: str,
+        frames: RawFrames,
+        chain: tuple[tuple[type[BaseException], str, RawFrames, str], ...],
+        component: str | None,
+        category: str | None,
+        priority: str | None,
+        context: dict[str, Any] | None,
+        request: dict[str, Any] | None,
+        timestamp: float,
+        repeats: int = 0,
+    ) -> None:
+        self.origin = origin
+        self.level = level
+        self.exc_class = exc_class
+        self.message = message
+        self.frames = frames
+        self.chain = chain
+        self.component = component
+        self.category = category
+        self.priority = priority
+        self.context = context
+        self.request = request
+        self.timestamp = timestamp
+        self.repeats = repeats
+        self.fingerprint: str | None = None
+
+    @property
+    def is_error(self) -> bool:
+        return LEVELS.get(self.level, 40) >= 40
+
+    def __repr__(self) -> str:
+        kind = self.exc_class.__name__ if self.exc_class else "message"
+        return f"<Event {self.level} {kind}: {self.message[:60]!r}>"
+
+
+def snapshot_frames(tb: TracebackType | None, limit: int) -> RawFrames:
+    """The traceback as ``(code, lasti, ...)``, innermost last, keeping the innermost ``limit``."""
+    out: list[Any] = []
+    ap = out.append
+    while tb is not None:
+        ap(tb.tb_frame.f_code)
+        ap(tb.tb_lasti)
+        tb = tb.tb_next
+    if len(out) > 2 * limit:
+        del out[: len(out) - 2 * limit]
+    return tuple(out)
+
+
+def safe_message(exc: BaseException, limit: int) -> str:
+    """``str(exc)`` bounded to ``limit`` characters; never raises, whatever ``__str__`` does."""
+    try:
+        text = str(exc)
+        if not isinstance(text, str):  # a __str__ returning a str subclass or worse
+            text = str.__str__(text)
+    except Exception:
+        try:
+            text = f"<unprintable {type(exc).__qualname__}: {len(exc.args)} args>"
+        except Exception:
+            text = "<unprintable exception>"
+    if len(text) > limit:
+        text = text[:limit] + f"... [{len(text) - limit} chars truncated]"
+    return text
+
+
+def snapshot_chain(
+    exc: BaseException, max_chained: int, max_message: int, max_frames: int
+) -> tuple[tuple[type[BaseException], str, RawFrames, str], ...]:
+    """The causes, contexts and group members behind ``exc``, bounded and cycle-safe.
+
+    Each item is ``(class, message, frames, relation)`` with relation one of
+    ``cause``, ``context`` or ``group``. Only walks what is there, so the common
+    case (no chain) costs two attribute reads.
+    """
+    cause = exc.__cause__
+    context = None if exc.__suppress_context__ else exc.__context__
+    if cause is None and context is None and not isinstance(exc, _GROUPS):
+        return ()
+    seen = {id(exc)}
+    out: list[tuple[type[BaseException], str, RawFrames, str]] = []
+    pending: list[tuple[BaseException, str]] = []
+
+    def push(current: BaseException) -> None:
+        nxt_cause = current.__cause__
+        nxt_context = None if current.__suppress_context__ else current.__context__
+        if isinstance(current, _GROUPS):
+            members = getattr(current, "exceptions", ())[:max_chained]
+            pending.extend((sub, "group") for sub in reversed(members))
+        if nxt_context is not None and nxt_context is not nxt_cause:
+            pending.append((nxt_context, "context"))
+        if nxt_cause is not None:
+            pending.append((nxt_cause, "cause"))
+
+    push(exc)
+    while pending and len(out) < max_chained:
+        current, relation = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        out.append(
+            (
+                type(current),
+                safe_message(current, max_message),
+                snapshot_frames(current.__traceback__, max_frames),
+                relation,
+            )
+        )
+        push(current)
+    return tuple(out)
+
+
+def frame_line(code: CodeType, lasti: int) -> int:
+    """The line number of instruction offset ``lasti`` in ``code`` (worker side)."""
+    if lasti < 0:
+        return code.co_firstlineno
+    for start, end, line in code.co_lines():
+        if start <= lasti < end:
+            return line if line is not None else code.co_firstlineno
+    return code.co_firstlineno
