@@ -19,7 +19,7 @@ __all__ = ["ENV_PREFIX", "Config", "config_from_env", "make_config"]
 ENV_PREFIX = "ERRWIRE_"
 
 DropPolicy = Literal["drop_newest", "drop_oldest"]
-TransportName = Literal["auto", "local", "memory", "sentry", "none"]
+TransportName = Literal["auto", "local", "memory", "sentry"]
 _LEVELS = ("debug", "info", "warning", "error", "fatal")
 
 
@@ -107,7 +107,9 @@ def _validate(cfg: Config, label: Callable[[str], str]) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise _fail(label(name), f"an integer >= {minimum}", value)
 
-    def check_float(name: str, minimum: float, maximum: float | None = None, *, strict: bool = False) -> None:
+    def check_float(
+        name: str, minimum: float, maximum: float | None = None, *, strict: bool = False
+    ) -> None:
         value = getattr(cfg, name)
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         ok = ok and (value > minimum if strict else value >= minimum)
@@ -136,13 +138,21 @@ def _validate(cfg: Config, label: Callable[[str], str]) -> None:
         if not isinstance(value, tuple) or not all(isinstance(v, str) and v for v in value):
             raise _fail(label(name), "a list of non-empty strings", value)
 
-    for name in ("dsn", "environment", "release", "server_name", "local_db_path", "outbox_path", "project_root"):
+    for name in (
+        "dsn",
+        "environment",
+        "release",
+        "server_name",
+        "local_db_path",
+        "outbox_path",
+        "project_root",
+    ):
         check_optional_str(name)
     if cfg.dsn is not None:
         _check_dsn(cfg.dsn, label("dsn"))
     for name in ("enabled", "send_default_pii"):
         check_bool(name)
-    check_choice("transport", ("auto", "local", "memory", "sentry", "none"))
+    check_choice("transport", ("auto", "local", "memory", "sentry"))
     check_choice("drop_policy", ("drop_newest", "drop_oldest"))
     check_choice("capture_log_level", _LEVELS)
     if not isinstance(cfg.data_dir, str) or not cfg.data_dir:
@@ -176,7 +186,8 @@ def _validate(cfg: Config, label: Callable[[str], str]) -> None:
     check_str_tuple("in_app_exclude")
     cmap = cfg.component_map
     if not isinstance(cmap, tuple) or not all(
-        isinstance(p, tuple) and len(p) == 2 and all(isinstance(s, str) and s for s in p) for p in cmap
+        isinstance(p, tuple) and len(p) == 2 and all(isinstance(s, str) and s for s in p)
+        for p in cmap
     ):
         raise _fail(label("component_map"), "a mapping of module prefix to component name", cmap)
     if cfg.resolved_transport == "sentry" and not cfg.dsn:

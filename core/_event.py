@@ -14,11 +14,16 @@ import sys
 from types import CodeType, TracebackType
 from typing import Any
 
-__all__ = ["LEVELS", "Event", "snapshot_chain", "snapshot_frames", "safe_message"]
+__all__ = ["LEVELS", "Event", "RawEvent", "safe_message", "snapshot_chain", "snapshot_frames"]
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "fatal": 50}
 
 RawFrames = tuple[Any, ...]  # (code, lasti, code, lasti, ...), innermost last
+
+# What the caller's thread publishes: a plain tuple is the cheapest object
+# Python can build; the worker turns it into an ``Event`` with ``Event(*raw)``.
+# Fields in ``Event.__init__`` order; index 1 is the level (the bus reads it).
+RawEvent = tuple[Any, ...]
 
 # Exception groups exist from Python 3.11; on 3.10 nothing is a group.
 _GROUPS: tuple[type[BaseException], ...] = (
@@ -104,15 +109,15 @@ def snapshot_frames(tb: TracebackType | None, limit: int) -> RawFrames:
     return tuple(out)
 
 
-def safe_message(exc: BaseException, limit: int) -> str:
+def safe_message(exc: object, limit: int) -> str:
     """``str(exc)`` bounded to ``limit`` characters; never raises, whatever ``__str__`` does."""
     try:
         text = str(exc)
-        if not isinstance(text, str):  # a __str__ returning a str subclass or worse
+        if type(text) is not str:  # a __str__ returning a str subclass
             text = str.__str__(text)
     except Exception:
         try:
-            text = f"<unprintable {type(exc).__qualname__}: {len(exc.args)} args>"
+            text = f"<unprintable {type(exc).__qualname__}>"
         except Exception:
             text = "<unprintable exception>"
     if len(text) > limit:

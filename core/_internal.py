@@ -11,7 +11,13 @@ import logging
 import time
 from collections.abc import Callable
 
-__all__ = ["internal_error", "internal_error_count", "logger", "set_internal_error_hook", "warn_once"]
+__all__ = [
+    "internal_error",
+    "internal_error_count",
+    "logger",
+    "set_internal_error_hook",
+    "warn_once",
+]
 
 logger = logging.getLogger("errwire")
 

@@ -1,0 +1,1 @@
+"""errwire's benchmarks: side by side with the language floor and with sentry-sdk."""

@@ -1,0 +1,205 @@
+"""The public functions, and the fast path.
+
+``capture_error`` and friends check one module-level flag and return at once
+when telemetry is off: no allocation, no stack walk. Everything else is behind
+the flag, on one ``Runtime`` object.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from ._clock import Clock
+from ._config import Config, make_config
+from ._internal import internal_error, logger
+from ._runtime import Runtime
+from ._transport import Transport
+from ._worker import Scrub
+
+__all__ = [
+    "capture_error",
+    "capture_message",
+    "disable",
+    "enable",
+    "flush",
+    "get_runtime",
+    "init",
+    "is_enabled",
+    "shutdown",
+    "status",
+]
+
+_enabled = False
+_runtime: Runtime | None = None
+_lock = threading.RLock()
+
+
+# The options are positional-or-keyword on purpose: CPython fills missing
+# keyword-only arguments from a dict on every call, which doubles the cost of
+# the disabled fast path. Pass them by keyword all the same.
+def capture_error(
+    exc: BaseException,
+    /,
+    component: str | None = None,
+    category: str | None = None,
+    level: str = "error",
+    context: Mapping[str, Any] | None = None,
+    priority: str | None = None,
+) -> bool:
+    """Report an exception. Returns at once (False) when telemetry is off; never raises."""
+    if not _enabled:
+        return False
+    runtime = _runtime
+    if runtime is None:  # shut down by another thread a moment ago
+        return False
+    return runtime.capture_exception(exc, component, category, level, context, priority)
+
+
+def capture_message(
+    message: str,
+    /,
+    level: str = "info",
+    component: str | None = None,
+    category: str | None = None,
+    context: Mapping[str, Any] | None = None,
+    priority: str | None = None,
+) -> bool:
+    """Report a message. Returns at once (False) when telemetry is off; never raises."""
+    if not _enabled:
+        return False
+    runtime = _runtime
+    if runtime is None:
+        return False
+    return runtime.capture_message(message, level, component, category, context, priority)
+
+
+def is_enabled() -> bool:
+    return _enabled
+
+
+def _runtime_enabled() -> bool:
+    return _enabled
+
+
+def init(
+    dsn: str | None = None,
+    *,
+    config: Config | None = None,
+    transport: Transport | None = None,
+    clock: Clock | None = None,
+    scrub: Scrub | None = None,
+    use_env: bool = True,
+    **options: Any,
+) -> Runtime:
+    """Start errwire. Options are ``Config`` fields; ``ERRWIRE_<OPTION>`` environment
+    variables override them (``use_env=False`` to ignore the environment).
+
+    Calling ``init`` again replaces the running runtime (the old one is shut down).
+    """
+    if dsn is not None:
+        options["dsn"] = dsn
+    cfg = make_config(options, base=config, use_env=use_env)
+    runtime = Runtime(
+        cfg, transport=transport, clock=clock, is_enabled=_runtime_enabled, scrub=scrub
+    )
+    install(runtime)
+    return runtime
+
+
+def install(runtime: Runtime) -> Runtime | None:
+    """Make ``runtime`` the process's runtime; returns (and stops) the previous one."""
+    global _runtime, _enabled
+    with _lock:
+        previous, _runtime = _runtime, runtime
+        _enabled = runtime.config.enabled
+    if previous is not None and previous is not runtime:
+        previous.shutdown(previous.config.shutdown_timeout_seconds)
+    return previous
+
+
+def get_runtime() -> Runtime | None:
+    return _runtime
+
+
+def enable() -> None:
+    """Turn capture on (immediately). Needs ``init`` first."""
+    global _enabled
+    with _lock:
+        if _runtime is None or _runtime.closed:
+            raise RuntimeError("errwire.enable() needs errwire.init() first")
+        _enabled = True
+
+
+def disable() -> None:
+    """Turn capture off (immediately): queued events are discarded, not sent."""
+    global _enabled
+    _enabled = False
+
+
+def _current() -> Runtime | None:
+    """The runtime, re-created if this process was forked without the fork hook running."""
+    runtime = _runtime
+    if runtime is not None and runtime.pid != os.getpid():
+        _after_fork_in_child()
+        runtime = _runtime
+    return runtime
+
+
+def flush(timeout: float = 2.0) -> bool:
+    """Wait up to ``timeout`` seconds for queued events to be handled."""
+    runtime = _current()
+    if runtime is None:
+        return True
+    try:
+        return runtime.flush(timeout)
+    except Exception as exc:
+        internal_error("flush", exc)
+        return False
+
+
+def shutdown(timeout: float | None = None) -> bool:
+    """Deliver what is queued within ``timeout`` and stop; the rest goes to the outbox."""
+    global _runtime, _enabled
+    with _lock:
+        runtime, _runtime = _runtime, None
+        _enabled = False
+    if runtime is None:
+        return True
+    try:
+        return runtime.shutdown(
+            runtime.config.shutdown_timeout_seconds if timeout is None else timeout
+        )
+    except Exception as exc:
+        internal_error("shutdown", exc)
+        return False
+
+
+def status() -> dict[str, Any]:
+    """A JSON-serialisable snapshot of this process's runtime (see the README for keys)."""
+    runtime = _current()
+    if runtime is None:
+        return {"enabled": False, "initialised": False, "pid": os.getpid()}
+    snapshot = runtime.status()
+    snapshot["initialised"] = True
+    return snapshot
+
+
+def _after_fork_in_child() -> None:
+    """A forked child gets a fresh runtime: the parent's queued events stay the parent's."""
+    global _runtime, _lock
+    _lock = threading.RLock()
+    parent = _runtime
+    if parent is None or parent.closed:
+        return
+    try:
+        _runtime = parent.forked()
+    except Exception as exc:  # pragma: no cover - defensive
+        _runtime = None
+        logger.error("errwire could not restart after fork: %r", exc)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,315 @@
+"""The in-process event bus: bounded, never blocks, never raises, counts everything.
+
+Each consumer gets its own *lane*: a bounded inbox and a daemon thread. A
+consumer that raises or is slow only hurts its own lane; the others keep
+receiving. ``publish`` is a few C-level queue operations per lane and takes no
+lock, so request threads never wait on the worker.
+
+Capacity is shared out so warnings cannot push errors out: levels below
+``error`` may only fill ``capacity - reserve``; the reserve is for errors.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from ._counter import Counter, CounterMap
+from ._event import Event, RawEvent
+from ._internal import internal_error, warn_once
+
+__all__ = ["Consumer", "EventBus", "Lane"]
+
+_ERROR_LEVELS = frozenset({"error", "fatal"})
+_STOP = object()
+
+
+class Consumer(Protocol):
+    def consume(self, event: Event) -> None: ...
+
+    def idle(self) -> None:
+        """Called when no event arrived for a tick (heartbeats, outbox replay)."""
+        ...
+
+
+class Lane:
+    """One consumer's bounded inbox and the thread that feeds it."""
+
+    def __init__(
+        self,
+        name: str,
+        consumer: Consumer,
+        capacity: int,
+        error_reserve: float,
+        drop_oldest: bool,
+        slow_seconds: float,
+        tick: float,
+        autostart: bool = True,
+    ) -> None:
+        self.name = name
+        self.autostart = autostart
+        self.consumer = consumer
+        self.capacity = capacity
+        self.soft_limit = max(1, capacity - int(capacity * error_reserve))
+        self.drop_oldest = drop_oldest
+        self.slow_seconds = slow_seconds
+        self.tick = tick
+        self.queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self.offered = Counter()
+        self.done = Counter()
+        self.dropped = CounterMap()
+        self.errors = Counter()
+        self.slow = Counter()
+        self.high_water = 0
+        self.thread: threading.Thread | None = None
+        self.busy_since: float | None = None
+        self._start_lock = threading.Lock()
+        self._progress = threading.Condition()
+        self._waiters = 0
+        self._stopping = False
+
+    # -- producer side (any thread) ------------------------------------------
+    def offer(self, event: RawEvent) -> bool:
+        self.offered.bump()
+        q = self.queue
+        depth = q.qsize()
+        if depth >= self.soft_limit:
+            if event[1] not in _ERROR_LEVELS:
+                self.dropped.bump("reserved_for_errors")
+                self.done.bump()
+                return False
+            if depth >= self.capacity:
+                if not self.drop_oldest:
+                    self.dropped.bump("queue_full")
+                    self.done.bump()
+                    return False
+                try:
+                    q.get_nowait()
+                except queue.Empty:
+                    pass
+                else:
+                    self.dropped.bump("evicted_oldest")
+                    self.done.bump()
+        q.put(event)
+        if depth >= self.high_water:
+            self.high_water = depth + 1
+        if self.thread is None and self.autostart:
+            self.start()
+        return True
+
+    # -- lifecycle -------------------------------------------------------------
+    def start(self) -> None:
+        with self._start_lock:
+            if self.thread is None and not self._stopping:
+                self.thread = threading.Thread(
+                    target=self._run, name=f"errwire-{self.name}", daemon=True
+                )
+                self.thread.start()
+
+    def stop(self, deadline: float) -> bool:
+        """Ask the lane to finish what it holds and stop; True if it did by ``deadline``."""
+        self._stopping = True
+        self.queue.put(_STOP)
+        thread = self.thread
+        if thread is None:
+            return True
+        thread.join(max(0.0, deadline - time.monotonic()))
+        return not thread.is_alive()
+
+    def drain(self) -> list[RawEvent]:
+        """Take every event still queued (used at a shutdown deadline)."""
+        taken: list[RawEvent] = []
+        while True:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                return taken
+            if item is not _STOP:
+                taken.append(item)  # type: ignore[arg-type]
+                self.done.bump()
+
+    def process_pending(self) -> int:
+        """Handle every queued event on the calling thread (deterministic tests, no worker)."""
+        handled = 0
+        while True:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                return handled
+            if item is _STOP:
+                continue
+            self._call(self.consumer.consume, Event(*item))  # type: ignore[misc]
+            self.done.bump()
+            handled += 1
+
+    def run_idle(self) -> None:
+        """One idle tick on the calling thread (what the worker does when the queue is quiet)."""
+        self._call(self.consumer.idle, None)
+
+    @property
+    def depth(self) -> int:
+        return self.queue.qsize()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until everything offered so far has been handled (flush)."""
+        target = self.offered.value
+        deadline = time.monotonic() + timeout
+        with self._progress:
+            self._waiters += 1
+            try:
+                while self.done.value < target:
+                    if self.thread is None and self.depth and self.autostart:
+                        self.start()
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    self._progress.wait(min(remaining, 0.05))
+                return True
+            finally:
+                self._waiters -= 1
+
+    # -- consumer side (the lane thread) ---------------------------------------
+    def _run(self) -> None:
+        get = self.queue.get
+        consumer = self.consumer
+        while True:
+            try:
+                item = get(timeout=self.tick)
+            except queue.Empty:
+                self._call(consumer.idle, None)
+                continue
+            if item is _STOP:
+                self._call(consumer.idle, None)
+                return
+            self._call(consumer.consume, Event(*item))  # type: ignore[misc]
+            self.done.bump()
+            if self._waiters:
+                with self._progress:
+                    self._progress.notify_all()
+
+    def _call(self, fn: Callable[..., None], event: Event | None) -> None:
+        start = time.monotonic()
+        self.busy_since = start
+        try:
+            if event is None:
+                fn()
+            else:
+                fn(event)
+        except Exception as exc:
+            self.errors.bump()
+            internal_error(f"consumer {self.name}", exc)
+        finally:
+            self.busy_since = None
+        elapsed = time.monotonic() - start
+        if event is not None and elapsed > self.slow_seconds:
+            self.slow.bump()
+            warn_once(
+                f"slow-consumer-{self.name}",
+                "errwire consumer %s took %.0f ms for one event (slow_operation_ms is %.0f)",
+                self.name,
+                elapsed * 1000,
+                self.slow_seconds * 1000,
+            )
+
+    def snapshot(self) -> dict[str, object]:
+        return {
+            "depth": self.depth,
+            "capacity": self.capacity,
+            "high_water": self.high_water,
+            "offered": self.offered.value,
+            "handled": self.done.value,
+            "dropped": self.dropped.values(),
+            "errors": self.errors.value,
+            "slow": self.slow.value,
+            "alive": bool(self.thread and self.thread.is_alive()),
+        }
+
+
+class EventBus:
+    """Named lanes; ``publish`` offers an event to every lane."""
+
+    def __init__(
+        self,
+        capacity: int,
+        error_reserve: float = 0.1,
+        drop_policy: str = "drop_newest",
+        slow_seconds: float = 0.1,
+        tick: float = 1.0,
+        autostart: bool = True,
+    ) -> None:
+        self.autostart = autostart
+        self.capacity = capacity
+        self.error_reserve = error_reserve
+        self.drop_oldest = drop_policy == "drop_oldest"
+        self.slow_seconds = slow_seconds
+        self.tick = tick
+        self.published = Counter()
+        self._lanes: tuple[Lane, ...] = ()
+        self._lock = threading.Lock()
+        self.pid = os.getpid()
+
+    def subscribe(
+        self,
+        name: str,
+        consumer: Consumer,
+        *,
+        capacity: int | None = None,
+        tick: float | None = None,
+    ) -> Lane:
+        with self._lock:
+            if any(lane.name == name for lane in self._lanes):
+                raise ValueError(f"errwire bus already has a consumer named {name!r}")
+            lane = Lane(
+                name,
+                consumer,
+                capacity or self.capacity,
+                self.error_reserve,
+                self.drop_oldest,
+                self.slow_seconds,
+                tick or self.tick,
+                self.autostart,
+            )
+            self._lanes = (*self._lanes, lane)
+            return lane
+
+    def unsubscribe(self, name: str, timeout: float = 1.0) -> bool:
+        with self._lock:
+            lane = self.lane(name)
+            if lane is None:
+                return False
+            self._lanes = tuple(x for x in self._lanes if x is not lane)
+        lane.stop(time.monotonic() + timeout)
+        return True
+
+    def lane(self, name: str) -> Lane | None:
+        return next((lane for lane in self._lanes if lane.name == name), None)
+
+    @property
+    def lanes(self) -> tuple[Lane, ...]:
+        return self._lanes
+
+    def publish(self, event: RawEvent) -> bool:
+        """Offer ``event`` to every consumer. Never blocks, never raises."""
+        try:
+            self.published.bump()
+            ok = True
+            for lane in self._lanes:
+                ok = lane.offer(event) and ok
+            return ok
+        except Exception as exc:  # pragma: no cover - defensive: publish must never raise
+            internal_error("bus.publish", exc)
+            return False
+
+    def flush(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        return all(lane.wait_idle(max(0.0, deadline - time.monotonic())) for lane in self._lanes)
+
+    def snapshot(self) -> dict[str, object]:
+        return {
+            "published": self.published.value,
+            "lanes": {lane.name: lane.snapshot() for lane in self._lanes},
+        }

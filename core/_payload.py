@@ -1,0 +1,119 @@
+"""Building the payload a transport receives, on the worker thread.
+
+Resolves the raw stack into frames (line numbers, modules, in-app, paths
+relative to the project), classifies the event, fingerprints it and turns
+context into bounded JSON-safe data. The scrub stage then runs over the result.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any
+
+from ._classify import ComponentResolver, InAppPolicy, category_for
+from ._config import Config
+from ._event import Event, RawFrames, frame_line
+from ._fingerprint import fingerprint
+from ._jsonsafe import json_safe
+from ._modules import ModuleIndex
+from ._transport import Payload
+
+__all__ = ["PayloadBuilder", "type_name"]
+
+
+def type_name(cls: type[BaseException]) -> str:
+    module = getattr(cls, "__module__", None) or "builtins"
+    return f"{module}.{cls.__qualname__}"
+
+
+class PayloadBuilder:
+    """Everything the worker needs to know to resolve and describe an event."""
+
+    def __init__(self, config: Config, runtime_id: str, pid: int) -> None:
+        self._config = config
+        self._root = os.path.join(config.resolved_project_root, "")
+        self._modules = ModuleIndex()
+        self._in_app = InAppPolicy(config.in_app_include, config.in_app_exclude)
+        self._components = ComponentResolver(config.component_map)
+        self._runtime = {"pid": pid, "runtime_id": runtime_id}
+
+    def frames(self, raw: RawFrames) -> list[dict[str, Any]]:
+        out = []
+        for i in range(0, len(raw), 2):
+            code = raw[i]
+            abs_path = code.co_filename
+            module = self._modules.module_for(abs_path)
+            filename = abs_path[len(self._root) :] if abs_path.startswith(self._root) else abs_path
+            out.append(
+                {
+                    "filename": filename,
+                    "abs_path": abs_path,
+                    "function": getattr(code, "co_qualname", code.co_name),
+                    "module": module,
+                    "lineno": frame_line(code, raw[i + 1]),
+                    "in_app": self._in_app(abs_path, module),
+                }
+            )
+        return out
+
+    def classify(self, event: Event, stack: list[dict[str, Any]]) -> tuple[str, str, str]:
+        """Fill in component, category (unless given) and the fingerprint."""
+        top = next((f for f in reversed(stack) if f["in_app"]), stack[-1] if stack else None)
+        if event.component is None:
+            event.component = self._components(top["module"] if top else None)
+        if event.category is None:
+            event.category = category_for(event.exc_class)
+        top_key = f"{top['module']}:{top['function']}" if top else ""
+        exc_type = type_name(event.exc_class) if event.exc_class else ""
+        event.fingerprint = fingerprint(
+            event.component, event.category, exc_type, event.message, top_key
+        )
+        return event.component, event.category, top_key
+
+    def build(self, event: Event, stack: list[dict[str, Any]], suppressed: int) -> Payload:
+        cfg = self._config
+        exception = None
+        if event.exc_class is not None:
+            exception = {"type": type_name(event.exc_class), "value": event.message, "stack": stack}
+        chain = [
+            {"type": type_name(cls), "value": msg, "stack": self.frames(raw), "relation": rel}
+            for cls, msg, raw, rel in event.chain
+        ]
+        priority = event.priority
+        context = (
+            json_safe(
+                event.context, max_items=cfg.max_context_keys, max_string=cfg.max_message_length
+            )
+            if event.context
+            else {}
+        )
+        component = event.component or "unknown"
+        category = event.category or "generic"
+        return {
+            "event_id": uuid.uuid4().hex,
+            "timestamp": event.timestamp,
+            "level": event.level,
+            "origin": event.origin,
+            "message": event.message,
+            "exception": exception,
+            "chain": chain,
+            "component": component,
+            "category": category,
+            "priority": priority,
+            "context": context,
+            "request": json_safe(event.request) if event.request else None,
+            "fingerprint": event.fingerprint or "",
+            "repeats": event.repeats,
+            "suppressed": suppressed,
+            "tags": {
+                "component": component,
+                "category": category,
+                "priority": priority or "normal",
+                "error_origin": event.origin,
+            },
+            "release": cfg.release,
+            "environment": cfg.environment,
+            "server_name": cfg.server_name,
+            "runtime": dict(self._runtime),
+        }

@@ -1,0 +1,41 @@
+"""Per-component token buckets, so one noisy component cannot starve the others."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from ._clock import Clock
+
+__all__ = ["RateLimiter"]
+
+_MAX_COMPONENTS = 1000
+
+
+class RateLimiter:
+    __slots__ = ("_buckets", "_burst", "_clock", "_rate")
+
+    def __init__(self, per_minute: int, burst: int, clock: Clock) -> None:
+        self._rate = per_minute / 60.0
+        self._burst = float(burst)
+        self._clock = clock
+        self._buckets: OrderedDict[str, list[float]] = OrderedDict()  # component -> [tokens, last]
+
+    def allow(self, component: str) -> bool:
+        now = self._clock.monotonic()
+        bucket = self._buckets.get(component)
+        if bucket is None:
+            bucket = self._buckets[component] = [self._burst, now]
+            if len(self._buckets) > _MAX_COMPONENTS:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(component)
+            bucket[0] = min(self._burst, bucket[0] + (now - bucket[1]) * self._rate)
+            bucket[1] = now
+        if bucket[0] >= 1.0:
+            bucket[0] -= 1.0
+            return True
+        return False
+
+    def state(self) -> dict[str, float]:
+        """Tokens left per component (as of each bucket's last use)."""
+        return {name: round(b[0], 2) for name, b in list(self._buckets.items())}

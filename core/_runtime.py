@@ -1,0 +1,435 @@
+"""One process's telemetry runtime: the capture path, the bus, the worker, status.
+
+The public functions in ``_api`` hold one ``Runtime`` and a module-level flag;
+everything stateful lives here so that tests can build runtimes with injected
+clocks and transports, and so that a forked child can start a fresh one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import sqlite3
+import sys
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ._breaker import CircuitBreaker
+from ._bus import EventBus, Lane
+from ._clock import Clock, SystemClock
+from ._config import Config
+from ._context import RequestSnapshot, current_request
+from ._counter import Counter, CounterMap
+from ._delivery import Delivery
+from ._event import _GROUPS, LEVELS, Event, RawEvent, safe_message, snapshot_chain, snapshot_frames
+from ._heartbeat import HeartbeatWriter
+from ._internal import internal_error, internal_error_count, warn_once
+from ._outbox import Outbox
+from ._payload import PayloadBuilder
+from ._storm import StormGuard
+from ._transport import MemoryTransport, Payload, Transport
+from ._worker import Pipeline, Scrub
+
+__all__ = ["Runtime", "make_transport"]
+
+WORKER_LANE = "worker"
+_request_var = current_request
+
+
+def make_transport(config: Config) -> Transport:
+    """The transport a config asks for."""
+    kind = config.resolved_transport
+    if kind == "memory":
+        return MemoryTransport()
+    if kind == "sentry":
+        from ._sentry import SentryTransport
+
+        assert config.dsn is not None
+        return SentryTransport(
+            config.dsn,
+            timeout=config.send_timeout_seconds,
+            release=config.release,
+            environment=config.environment,
+            server_name=config.server_name,
+        )
+    from ._local import LocalTransport
+
+    return LocalTransport(config.resolved_local_db_path)
+
+
+def default_scrubber(config: Config) -> Scrub:
+    from ._privacy import Scrubber
+
+    scrubber = Scrubber(
+        send_default_pii=config.send_default_pii, project_root=config.resolved_project_root
+    )
+    return scrubber.scrub_payload
+
+
+class Runtime:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        transport: Transport | None = None,
+        clock: Clock | None = None,
+        is_enabled: Callable[[], bool] = lambda: True,
+        scrub: Scrub | None = None,
+        rng: Any = None,
+        autostart: bool = True,
+    ) -> None:
+        """``autostart=False`` keeps the worker thread from starting: tests then drive
+        it deterministically with ``worker_lane.process_pending()``."""
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.pid = os.getpid()
+        self.host = socket.gethostname()
+        self.runtime_id = f"{self.host}:{self.pid}:{uuid.uuid4().hex[:8]}"
+        self.started_at = self.clock.time()
+        self._owns_transport = transport is None
+        self.transport = transport or make_transport(config)
+        self._is_enabled = is_enabled
+        self._rng = rng
+        self._scrub_override = scrub
+        self.scrub = scrub or default_scrubber(config)
+
+        # caller side
+        # The real clocks are read directly: a bound method call per capture adds up.
+        real = isinstance(self.clock, SystemClock)
+        self._wall = time.time if real else self.clock.time
+        self.storm = StormGuard(
+            config.storm_window_seconds, time.monotonic if real else self.clock.monotonic
+        )
+        self.captured = Counter()
+        self.capture_failed = Counter()
+        self._max_frames = config.max_frames
+        self._max_message = config.max_message_length
+        self._max_chain = config.max_chained_exceptions
+        self._max_context = config.max_context_keys
+
+        # worker side
+        self.outbox = Outbox(
+            config.resolved_outbox_path, config.outbox_max_events, clock=self.clock
+        )
+        self.breaker = CircuitBreaker(
+            config.breaker_failure_threshold, config.breaker_recovery_seconds, self.clock
+        )
+        self.delivery = Delivery(
+            self.transport,
+            self.outbox,
+            self.breaker,
+            self.clock,
+            owner=self.runtime_id,
+            timeout=config.send_timeout_seconds,
+            slow_seconds=config.slow_operation_ms / 1000.0,
+        )
+        self.builder = PayloadBuilder(config, self.runtime_id, self.pid)
+        self.pipeline = Pipeline(
+            config,
+            self.builder,
+            self.delivery,
+            self.clock,
+            is_enabled=is_enabled,
+            scrub=self.scrub,
+            on_idle=self._maintenance,
+            rng=rng,
+        )
+        self._heartbeat: HeartbeatWriter | None = None
+        self._next_heartbeat = 0.0
+        self.bus = EventBus(
+            config.queue_size,
+            config.error_reserve,
+            config.drop_policy,
+            config.slow_operation_ms / 1000.0,
+            tick=min(1.0, config.heartbeat_interval_seconds),
+            autostart=autostart,
+        )
+        self.worker_lane: Lane = self.bus.subscribe(WORKER_LANE, self.pipeline)
+        self.closed = False
+        self.shutdown_spooled = Counter()
+        self.dropped_at_shutdown = CounterMap()
+
+    # ------------------------------------------------------------------ capture
+    def capture_exception(
+        self,
+        exc: BaseException,
+        component: str | None,
+        category: str | None,
+        level: str,
+        context: Mapping[str, Any] | None,
+        priority: str | None = None,
+        origin: str = "exception",
+    ) -> bool:
+        """The caller-thread snapshot: a few microseconds, nothing kept alive."""
+        try:
+            tb = exc.__traceback__
+            if tb is not None:
+                frames = snapshot_frames(tb, self._max_frames)
+                # id() of a code object: hashing the code itself is slow, and code outlives events.
+                site: tuple[Any, ...] = (type(exc), id(frames[-2]), frames[-1])
+            else:
+                frames = ()
+                caller = sys._getframe(2)
+                site = (type(exc), id(caller.f_code), caller.f_lasti)
+            repeats = self.storm.admit(site)
+            self.captured.bump()
+        except Exception as error:
+            internal_error("capture", error)
+            return False
+        if repeats < 0:
+            return True
+        try:
+            if level not in LEVELS:
+                warn_once("bad-level", "errwire: unknown level %r, using 'error'", level)
+                level = "error"
+            if exc.__cause__ is None and exc.__context__ is None and not isinstance(exc, _GROUPS):
+                chain: tuple[Any, ...] = ()
+            else:
+                chain = snapshot_chain(exc, self._max_chain, self._max_message, self._max_frames)
+            snapshot = _request_var()
+            return self.bus.publish(
+                (
+                    origin,
+                    level,
+                    type(exc),
+                    safe_message(exc, self._max_message),
+                    frames,
+                    chain,
+                    component,
+                    category,
+                    priority,
+                    self._bounded_context(context) if context else None,
+                    None if snapshot is None else self._request(snapshot),
+                    self._wall(),
+                    repeats,
+                )
+            )
+        except Exception as error:
+            self.capture_failed.bump()
+            internal_error("capture", error)
+            return False
+
+    def capture_message(
+        self,
+        message: str,
+        level: str,
+        component: str | None,
+        category: str | None,
+        context: Mapping[str, Any] | None,
+        priority: str | None = None,
+        origin: str = "message",
+    ) -> bool:
+        try:
+            text = (
+                message
+                if type(message) is str
+                else safe_message(_AsText(message), self._max_message)
+            )
+            caller = sys._getframe(2)
+            repeats = self.storm.admit((None, id(caller.f_code), caller.f_lasti, text[:200]))
+            self.captured.bump()
+        except Exception as error:
+            internal_error("capture", error)
+            return False
+        if repeats < 0:
+            return True
+        try:
+            if level not in LEVELS:
+                warn_once("bad-level", "errwire: unknown level %r, using 'info'", level)
+                level = "info"
+            if len(text) > self._max_message:
+                text = (
+                    text[: self._max_message]
+                    + f"... [{len(text) - self._max_message} chars truncated]"
+                )
+            snapshot = _request_var()
+            return self.bus.publish(
+                (
+                    origin,
+                    level,
+                    None,
+                    text,
+                    (),
+                    (),
+                    component,
+                    category or "message",
+                    priority,
+                    self._bounded_context(context) if context else None,
+                    None if snapshot is None else self._request(snapshot),
+                    self._wall(),
+                    repeats,
+                )
+            )
+        except Exception as error:
+            self.capture_failed.bump()
+            internal_error("capture", error)
+            return False
+
+    def _bounded_context(self, context: object) -> dict[str, Any] | None:
+        if not isinstance(context, Mapping):
+            return {"value": context}
+        if len(context) <= self._max_context:
+            return dict(context)
+        return dict(itertools.islice(context.items(), self._max_context))
+
+    @staticmethod
+    def _request(snapshot: RequestSnapshot) -> dict[str, Any] | None:
+        try:
+            return snapshot.extract()
+        except Exception as error:
+            internal_error("request snapshot", error)
+            return None
+
+    # --------------------------------------------------------------- lifecycle
+    def flush(self, timeout: float) -> bool:
+        return self.bus.flush(timeout)
+
+    def shutdown(self, timeout: float) -> bool:
+        """Deliver what is queued within ``timeout``; spool the rest. True if all was handled."""
+        if self.closed:
+            return True
+        deadline = time.monotonic() + timeout
+        lanes_done = all(lane.stop(deadline) for lane in self.bus.lanes)
+        self.closed = True
+        self.delivery.closed = True
+        leftover: list[Payload] = []
+        if not lanes_done:
+            in_flight = self.delivery.in_flight
+            if in_flight is not None:
+                leftover.append(in_flight)
+            for event in self.worker_lane.drain():
+                payload = self._payload_for_spool(event)
+                if payload is not None:
+                    leftover.append(payload)
+            self.delivery.spool(leftover)
+            self.shutdown_spooled.add(len(leftover))
+        self._write_heartbeat(final=True)
+        self.delivery.close()
+        if self._heartbeat is not None:
+            self._heartbeat.close()
+        self.outbox.close()
+        return lanes_done
+
+    def _payload_for_spool(self, raw: RawEvent) -> Payload | None:
+        """Build and scrub an event that never reached the worker (shutdown deadline)."""
+        try:
+            event = Event(*raw)
+            stack = self.builder.frames(event.frames)
+            self.builder.classify(event, stack)
+            return self.scrub(self.builder.build(event, stack, 0))
+        except Exception as error:
+            self.dropped_at_shutdown.bump("internal_error")
+            internal_error("shutdown spool", error)
+            return None
+
+    def forked(self) -> Runtime:
+        """A fresh runtime for a forked child: the parent's queue is not inherited."""
+        transport = None if self._owns_transport else self.transport
+        return Runtime(
+            self.config,
+            transport=transport,
+            clock=self.clock,
+            is_enabled=self._is_enabled,
+            scrub=self._scrub_override,
+            rng=self._rng,
+        )
+
+    # ------------------------------------------------------------ heartbeats
+    def _maintenance(self) -> None:
+        now = self.clock.monotonic()
+        if now >= self._next_heartbeat:
+            self._next_heartbeat = now + self.config.heartbeat_interval_seconds
+            self._write_heartbeat(final=False)
+
+    def _write_heartbeat(self, *, final: bool) -> None:
+        try:
+            if self._heartbeat is None:
+                self._heartbeat = HeartbeatWriter(
+                    self.config.resolved_outbox_path, self.runtime_id, clock=self.clock
+                )
+            self._heartbeat.write(self.status(), final=final)
+        except sqlite3.OperationalError as error:  # busy or locked: the next beat will do
+            warn_once("heartbeat-busy", "errwire could not write its heartbeat: %s", error)
+        except Exception as error:
+            internal_error("heartbeat", error)
+
+    # ------------------------------------------------------------------ status
+    def counters(self) -> dict[str, Any]:
+        d = self.delivery.stats
+        p = self.pipeline.stats
+        dropped: dict[str, int] = {}
+        for source in (
+            self.worker_lane.dropped.values(),
+            d.dropped.values(),
+            self.dropped_at_shutdown.values(),
+        ):
+            for reason, n in source.items():
+                dropped[reason] = dropped.get(reason, 0) + n
+        for reason, n in (
+            ("disabled", p.disabled.value),
+            ("internal_error", p.internal.value + self.capture_failed.value),
+            ("outbox_full", d.outbox_evicted.value),
+        ):
+            if n:
+                dropped[reason] = dropped.get(reason, 0) + n
+        return {
+            "captured": self.captured.value,
+            "delivered": d.delivered.value + d.replay_delivered.value,
+            "deduplicated": self.storm.folded.value + self.pipeline.dedup.suppressed.value,
+            "rate_limited": p.rate_limited.value,
+            "sampled_out": p.sampled_out.value,
+            "dropped": dropped,
+            "spooled": d.spooled,
+            "rejected": d.rejected.value + d.replay_rejected.value,
+            "failed": d.failed.value,
+            "internal_errors": internal_error_count(),
+        }
+
+    def status(self) -> dict[str, Any]:
+        counters = self.counters()
+        lane = self.worker_lane
+        return {
+            "enabled": self._is_enabled() and not self.closed,
+            "runtime_id": self.runtime_id,
+            "pid": self.pid,
+            "host": self.host,
+            "started_at": self.started_at,
+            "worker_alive": bool(lane.thread and lane.thread.is_alive()),
+            "queue": {
+                "depth": lane.depth,
+                "capacity": lane.capacity,
+                "high_water": lane.high_water,
+            },
+            "counters": counters,
+            "suppression": {
+                "storm_folded": self.storm.folded.value,
+                "dedup_suppressed": self.pipeline.dedup.suppressed.value,
+                "pending_report": self.storm.pending() + self.pipeline.dedup.pending(),
+                "unreported": self.storm.orphaned.value + self.pipeline.dedup.unreported.value,
+            },
+            "delivery": self.delivery.snapshot(),
+            "outbox": {
+                "path": self.config.resolved_outbox_path,
+                "pending": self.delivery.outbox_pending,
+                "replayed_foreign": self.delivery.stats.foreign_replayed.value,
+                "evicted_foreign": self.delivery.stats.foreign_evicted.value,
+            },
+            "components": self.pipeline.components_snapshot(),
+            "consumers": self.bus.snapshot()["lanes"],
+            "timestamp": self.clock.time(),
+        }
+
+
+class _AsText:
+    """Lets ``safe_message`` turn a non-str message into text without raising."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: object) -> None:
+        self._value = value
+
+    def __str__(self) -> str:
+        return str(self._value)
