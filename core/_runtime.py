@@ -80,9 +80,11 @@ class Runtime:
         scrub: Scrub | None = None,
         rng: Any = None,
         autostart: bool = True,
+        spool: bool = True,
     ) -> None:
         """``autostart=False`` keeps the worker thread from starting: tests then drive
-        it deterministically with ``worker_lane.process_pending()``."""
+        it deterministically with ``worker_lane.process_pending()``. ``spool=False``
+        runs without an outbox (undeliverable events are counted as dropped)."""
         self.config = config
         self.clock = clock or SystemClock()
         self.pid = os.getpid()
@@ -111,8 +113,10 @@ class Runtime:
         self._max_context = config.max_context_keys
 
         # worker side
-        self.outbox = Outbox(
-            config.resolved_outbox_path, config.outbox_max_events, clock=self.clock
+        self.outbox = (
+            Outbox(config.resolved_outbox_path, config.outbox_max_events, clock=self.clock)
+            if spool
+            else None
         )
         self.breaker = CircuitBreaker(
             config.breaker_failure_threshold, config.breaker_recovery_seconds, self.clock
@@ -306,11 +310,13 @@ class Runtime:
                     leftover.append(payload)
             self.delivery.spool(leftover)
             self.shutdown_spooled.add(len(leftover))
-        self._write_heartbeat(final=True)
+        if self.outbox is not None:
+            self._write_heartbeat(final=True)
         self.delivery.close()
         if self._heartbeat is not None:
             self._heartbeat.close()
-        self.outbox.close()
+        if self.outbox is not None:
+            self.outbox.close()
         return lanes_done
 
     def _payload_for_spool(self, raw: RawEvent) -> Payload | None:
@@ -339,6 +345,8 @@ class Runtime:
 
     # ------------------------------------------------------------ heartbeats
     def _maintenance(self) -> None:
+        if self.outbox is None:
+            return  # a runtime without an outbox (test events) leaves no heartbeat either
         now = self.clock.monotonic()
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + self.config.heartbeat_interval_seconds
