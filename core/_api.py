@@ -112,6 +112,7 @@ def init(
 def install(runtime: Runtime) -> Runtime | None:
     """Make ``runtime`` the process's runtime; returns (and stops) the previous one."""
     global _runtime, _enabled
+    runtime._is_enabled = _runtime_enabled
     with _lock:
         previous, _runtime = _runtime, runtime
         _enabled = runtime.config.enabled
