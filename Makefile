@@ -41,7 +41,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) bugsink
 	@$(BIN)/pytest --cov --cov-branch --cov-report=term -p no:cacheprovider; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure"; exit 1; fi; exit $$rc
 
@@ -58,3 +58,14 @@ demo: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .coverage .mypy_cache .ruff_cache .pytest_cache .errwire
+
+# Bugsink, the Sentry-compatible server the e2e tests deliver to: its own venv in
+# build/bugsink-venv and a cached migrated database (tests/support/bugsink.py;
+# file-locked, a no-op once done). `make bugsink-check` also starts it once.
+bugsink: $(STAMP)
+	$(PY) -m tests.support.bugsink
+
+bugsink-check: $(STAMP)
+	$(PY) -m tests.support.bugsink --check
+
+.PHONY: bugsink bugsink-check

@@ -200,7 +200,10 @@ class Delivery:
             self.breaker.record_failure()
             return
         self.breaker.record_success()
-        if result.outcome is Outcome.RATE_LIMITED:
+        if result.outcome is Outcome.OK and result.retry_after:
+            # delivered, but the destination announced a limit for what comes next
+            self.paused_until = self.clock.monotonic() + result.retry_after
+        elif result.outcome is Outcome.RATE_LIMITED:
             pause = result.retry_after if result.retry_after is not None else 60.0
             self.paused_until = self.clock.monotonic() + pause
             self.last_error = result.detail or "rate limited"

@@ -10,6 +10,7 @@ import pytest
 
 from errwire._clock import ManualClock
 from errwire._config import make_config
+from errwire._outbox import Outbox
 from errwire._runtime import Runtime
 from errwire._transport import MemoryTransport, Outcome, Payload, SendResult
 
@@ -104,3 +105,8 @@ def accounted(runtime: Runtime) -> int:
         + c["rejected"]
     )
     return total
+
+
+def outbox_of(runtime: Runtime) -> Outbox:
+    assert runtime.outbox is not None, "this runtime runs without an outbox"
+    return runtime.outbox

@@ -18,7 +18,7 @@ from errwire._config import make_config
 from errwire._runtime import Runtime
 from errwire._transport import Outcome
 
-from .conftest import ScriptedTransport
+from .conftest import ScriptedTransport, outbox_of
 
 
 def _raise(i: int, text: str) -> ValueError:
@@ -132,7 +132,7 @@ def test_identity_holds_after_any_stream(
             c["delivered"]
             == len(transport.received) - runtime.delivery.stats.foreign_replayed.value
         )
-        assert c["spooled"] == runtime.outbox.pending_by_owner().get(runtime.runtime_id, 0)
+        assert c["spooled"] == outbox_of(runtime).pending_by_owner().get(runtime.runtime_id, 0)
         assert c["internal_errors"] == 0
     finally:
         _api.shutdown(1.0)

@@ -10,7 +10,7 @@ from errwire import _api
 from errwire._breaker import CLOSED, OPEN
 from errwire._transport import Outcome, Payload, SendResult
 
-from .conftest import MakeRuntime, ScriptedTransport, accounted
+from .conftest import MakeRuntime, ScriptedTransport, accounted, outbox_of
 
 
 def _capture_unique(n: int, prefix: str = "e") -> None:
@@ -32,7 +32,7 @@ def test_breaker_opens_spools_and_outbox_drains_in_order_after_recovery(
     assert transport.attempts == 3  # then the breaker failed fast
     assert runtime.breaker.state == OPEN
     assert runtime.counters()["spooled"] == 20
-    assert runtime.outbox.pending() == 20
+    assert outbox_of(runtime).pending() == 20
     transport.script.clear()  # the destination recovers ...
     runtime.worker_lane.run_idle()
     assert transport.received == []  # ... but the breaker is still open
@@ -40,7 +40,7 @@ def test_breaker_opens_spools_and_outbox_drains_in_order_after_recovery(
     runtime.worker_lane.run_idle()  # half-open probe succeeds, then the outbox drains
     assert runtime.breaker.state == CLOSED
     assert [p["message"] for p in transport.received] == [f"e-{i}" for i in range(20)]
-    assert runtime.outbox.pending() == 0
+    assert outbox_of(runtime).pending() == 0
     c = runtime.counters()
     assert (c["delivered"], c["spooled"], c["failed"]) == (20, 0, 3)
     assert c["captured"] == accounted(runtime) == 20
@@ -177,3 +177,28 @@ def test_outbox_bound_evicts_oldest_as_counted_drops(make_runtime: MakeRuntime) 
     assert c["spooled"] == 5
     assert c["dropped"] == {"outbox_full": 3}
     assert c["captured"] == accounted(runtime) == 8
+
+
+class AnnouncesLimit(ScriptedTransport):
+    """Accepts the event but announces a limit for what comes next (2xx + rate-limit headers)."""
+
+    def send(self, payload: Payload, timeout: float) -> SendResult:
+        self.attempts += 1
+        self.received.append(payload)
+        return SendResult(Outcome.OK, retry_after=30.0)
+
+
+def test_a_limit_announced_on_success_pauses_delivery(
+    make_runtime: MakeRuntime, clock: Any
+) -> None:
+    transport = AnnouncesLimit()
+    runtime = make_runtime(transport, dedup_window_seconds=0)
+    _api.install(runtime)
+    _capture_unique(3)
+    runtime.worker_lane.process_pending()
+    c = runtime.counters()
+    assert (c["delivered"], c["spooled"], transport.attempts) == (1, 2, 1)
+    clock.advance(31)
+    runtime.worker_lane.run_idle()
+    assert runtime.counters()["delivered"] == 2  # the replay was paused again by the next answer
+    assert c["captured"] == accounted(runtime)

@@ -1,0 +1,1 @@
+"""Test utilities: a fault-injecting Sentry receiver and a real Bugsink server."""
