@@ -116,10 +116,7 @@ def safe_message(exc: object, limit: int) -> str:
         if type(text) is not str:  # a __str__ returning a str subclass
             text = str.__str__(text)
     except Exception:
-        try:
-            text = f"<unprintable {type(exc).__qualname__}>"
-        except Exception:
-            text = "<unprintable exception>"
+        text = f"<unprintable {type(exc).__qualname__}>"
     if len(text) > limit:
         text = text[:limit] + f"... [{len(text) - limit} chars truncated]"
     return text

@@ -35,14 +35,18 @@ def _repr(value: object, max_string: int) -> str:
         if type(text) is not str:  # a str subclass with surprises of its own
             text = str.__str__(text)
     except Exception:
-        try:
-            return f"<unrepresentable {type(value).__qualname__}>"
-        except Exception:
-            return "<unrepresentable>"
+        return f"<unrepresentable {type(value).__qualname__}>"
     return _text(text, max_string)
 
 
 def _convert(value: Any, depth: int, items: int, max_string: int, seen: set[int]) -> Any:
+    try:
+        return _convert_unguarded(value, depth, items, max_string, seen)
+    except Exception:  # even isinstance() can raise, through a hostile __class__
+        return _repr(value, max_string)
+
+
+def _convert_unguarded(value: Any, depth: int, items: int, max_string: int, seen: set[int]) -> Any:
     if isinstance(value, str):
         return _text(str.__str__(value), max_string)
     if isinstance(value, _SCALARS):
