@@ -20,6 +20,7 @@ ENV_PREFIX = "ERRWIRE_"
 
 DropPolicy = Literal["drop_newest", "drop_oldest"]
 TransportName = Literal["auto", "local", "memory", "sentry"]
+HostMode = Literal["category", "hash"]
 _LEVELS = ("debug", "info", "warning", "error", "fatal")
 
 
@@ -61,6 +62,9 @@ class Config:
     in_app_exclude: tuple[str, ...] = ()
     project_root: str | None = None
     send_default_pii: bool = False
+    scrub_rules: tuple[Any, ...] = ()
+    scrub_allow_keys: tuple[str, ...] = ()
+    scrub_host_mode: HostMode = "category"
     capture_log_level: str = "error"
 
     def __post_init__(self) -> None:
@@ -184,6 +188,16 @@ def _validate(cfg: Config, label: Callable[[str], str]) -> None:
         check_float(name, 0.0, strict=True)
     check_str_tuple("in_app_include")
     check_str_tuple("in_app_exclude")
+    if cfg.scrub_allow_keys:
+        check_str_tuple("scrub_allow_keys")
+    check_choice("scrub_host_mode", ("category", "hash"))
+    rules = cfg.scrub_rules
+    if not isinstance(rules, tuple) or not all(_is_rule(r) for r in rules):
+        raise _fail(
+            label("scrub_rules"),
+            "a list of (regex, marker kind) pairs, Rule objects or callables",
+            rules,
+        )
     cmap = cfg.component_map
     if not isinstance(cmap, tuple) or not all(
         isinstance(p, tuple) and len(p) == 2 and all(isinstance(s, str) and s for s in p)
@@ -192,6 +206,14 @@ def _validate(cfg: Config, label: Callable[[str], str]) -> None:
         raise _fail(label("component_map"), "a mapping of module prefix to component name", cmap)
     if cfg.resolved_transport == "sentry" and not cfg.dsn:
         raise _fail(label("dsn"), "set when transport is 'sentry'", cfg.dsn)
+
+
+def _is_rule(rule: object) -> bool:
+    if callable(rule) or type(rule).__name__ == "Rule":
+        return True
+    return (
+        isinstance(rule, tuple | list) and len(rule) == 2 and all(isinstance(x, str) for x in rule)
+    )
 
 
 def _check_dsn(dsn: str, label: str) -> None:
@@ -220,7 +242,16 @@ def _coerce(name: str, value: Any, label: str) -> Any:
             except (TypeError, ValueError):
                 raise _fail(label, "a mapping of module prefix to component name", value) from None
         return value
-    if name in ("in_app_include", "in_app_exclude"):
+    if name == "scrub_rules":
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                raise _fail(label, 'a JSON list of ["regex", "KIND"] pairs', value) from None
+        if isinstance(value, list | tuple):
+            return tuple(tuple(r) if isinstance(r, list) else r for r in value)
+        return value
+    if name in ("in_app_include", "in_app_exclude", "scrub_allow_keys"):
         if isinstance(value, str):
             return tuple(v.strip() for v in value.split(",") if v.strip())
         if isinstance(value, list | tuple | set | frozenset):

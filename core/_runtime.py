@@ -15,7 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._breaker import CircuitBreaker
 from ._bus import EventBus, Lane
@@ -32,6 +32,9 @@ from ._payload import PayloadBuilder
 from ._storm import StormGuard
 from ._transport import MemoryTransport, Payload, Transport
 from ._worker import Pipeline, Scrub
+
+if TYPE_CHECKING:
+    from ._privacy import Scrubber
 
 __all__ = ["Runtime", "make_transport"]
 
@@ -60,13 +63,23 @@ def make_transport(config: Config) -> Transport:
     return LocalTransport(config.resolved_local_db_path)
 
 
-def default_scrubber(config: Config) -> Scrub:
+def make_scrubber(config: Config) -> Scrubber:
+    """The scrubber a config asks for (imported lazily: its rules take ~30 ms to compile)."""
     from ._privacy import Scrubber
 
-    scrubber = Scrubber(
-        send_default_pii=config.send_default_pii, project_root=config.resolved_project_root
+    return Scrubber(
+        extra_rules=config.scrub_rules,
+        allow_keys=config.scrub_allow_keys,
+        send_default_pii=config.send_default_pii,
+        host_mode=config.scrub_host_mode,
+        project_root=config.resolved_project_root,
+        max_items=max(1, config.max_context_keys),
+        max_string=max(32, config.max_message_length),
     )
-    return scrubber.scrub_payload
+
+
+def default_scrubber(config: Config) -> Scrub:
+    return make_scrubber(config).scrub_payload
 
 
 class Runtime:
@@ -99,7 +112,11 @@ class Runtime:
 
         self._rng = rng
         self._scrub_override = scrub
-        self.scrub = scrub or default_scrubber(config)
+        self.scrubber: Scrubber | None = None
+        if scrub is None:
+            self.scrubber = make_scrubber(config)
+            scrub = self.scrubber.scrub_payload
+        self.scrub: Scrub = scrub
 
         # caller side
         # The real clocks are read directly: a bound method call per capture adds up.
@@ -376,6 +393,8 @@ class Runtime:
     def _maintenance(self) -> None:
         if self.outbox is None:
             return  # a runtime without an outbox (test events) leaves no heartbeat either
+        if self.closed:
+            return  # a send that outlived shutdown must not overwrite the final heartbeat
         now = self.clock.monotonic()
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + self.config.heartbeat_interval_seconds
@@ -455,6 +474,7 @@ class Runtime:
                 "evicted_foreign": self.delivery.stats.foreign_evicted.value,
             },
             "components": self.pipeline.components_snapshot(),
+            "redactions": self.scrubber.counts() if self.scrubber is not None else {},
             "consumers": self.bus.snapshot()["lanes"],
             "timestamp": self.clock.time(),
         }

@@ -133,3 +133,24 @@ def test_paths_derive_from_data_dir(tmp_path: object) -> None:
     assert cfg.resolved_outbox_path == "/srv/tele/outbox.sqlite3"
     assert cfg.resolved_local_db_path == "/srv/tele/events.sqlite3"
     assert Config(data_dir="/x", outbox_path="/y/o.db").resolved_outbox_path == "/y/o.db"
+
+
+def test_scrub_options() -> None:
+    cfg = make_config(
+        {
+            "scrub_rules": [["order-[0-9]+", "ORDER"]],
+            "scrub_allow_keys": "token_bucket",
+            "scrub_host_mode": "hash",
+        }
+    )
+    assert cfg.scrub_rules == (("order-[0-9]+", "ORDER"),)
+    assert cfg.scrub_allow_keys == ("token_bucket",)
+    env = config_from_env({"ERRWIRE_SCRUB_RULES": '[["x+", "X"]]'})
+    assert env["scrub_rules"] == (("x+", "X"),)
+    with pytest.raises(ValueError, match="ERRWIRE_SCRUB_RULES"):
+        config_from_env({"ERRWIRE_SCRUB_RULES": "not json"})
+    with pytest.raises(ValueError, match="scrub_rules"):
+        Config(scrub_rules=(42,))
+    with pytest.raises(ValueError, match="scrub_host_mode"):
+        Config(scrub_host_mode="blur")  # type: ignore[arg-type]
+    assert Config(scrub_rules=(str.upper,)).scrub_rules == (str.upper,)

@@ -249,3 +249,22 @@ def test_module_functions_are_safe_without_init() -> None:
     assert errwire.shutdown() is True
     errwire.disable()
     assert errwire.capture_error(ValueError("x")) is False
+
+
+def test_default_scrubber_runs_and_counts_redactions(data_dir: str) -> None:
+    runtime = errwire.init(
+        data_dir=data_dir,
+        transport=errwire.MemoryTransport(),
+        scrub_rules=[(r"order-\d+", "ORDER")],
+    )
+    errwire.capture_message(
+        "login failed for alice@example.com with password=hunter2 on order-123", level="error"
+    )
+    assert errwire.flush(5.0)
+    (payload,) = runtime.transport.events  # type: ignore[attr-defined]
+    assert "alice@example.com" not in json.dumps(payload)
+    assert "hunter2" not in json.dumps(payload)
+    assert "order-123" not in payload["message"]
+    redactions = errwire.status()["redactions"]
+    assert redactions.get("EMAIL") == 1
+    assert redactions.get("REDACTED", 0) >= 1

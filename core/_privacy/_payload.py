@@ -1,0 +1,235 @@
+"""Scrubbing the event payload a transport receives (shape: see ``_transport``).
+
+Field by field: free text (``message``, exception and chain values, tags,
+component/category/priority) through the text rules; ``context`` and
+``breadcrumbs`` through the value scrubber; frame paths made project-relative and
+rid of home directories (function, module, line number untouched: they are code);
+the request reduced to what is safe (see ``_request``). Fields errwire itself
+produced (ids, timestamps, counters, fingerprint, release, environment, server
+name, runtime) are copied. Unknown fields are scrubbed as values: a new field
+can never leak by default. The input is never modified.
+
+If anything goes wrong the payload fails closed: only errwire's own fields are
+kept and the message says ``[SCRUB-ERROR]``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from errwire._internal import internal_error
+from errwire._privacy._keys import ALLOWED_HEADERS, NEVER_HEADERS, KeyPolicy, header_name
+from errwire._privacy._markers import REDACTED, SCRUB_ERROR, marker
+from errwire._privacy._paths import relativize
+from errwire._privacy._rules import Context
+from errwire._privacy._structure import ValueScrubber
+from errwire._privacy._urls import redact_query, scrub_path_query
+from errwire._request import anonymise_ip, hash_identifier
+
+__all__ = ["PayloadScrubber"]
+
+_OWN_FIELDS = frozenset(
+    [
+        "event_id",
+        "timestamp",
+        "level",
+        "origin",
+        "fingerprint",
+        "repeats",
+        "suppressed",
+        "release",
+        "environment",
+        "server_name",
+    ]
+)
+_TEXT_FIELDS = frozenset(("message", "component", "category", "priority"))
+_CODE_FRAME_FIELDS = frozenset(("function", "module", "lineno", "in_app"))
+_PATH_FRAME_FIELDS = frozenset(("filename", "abs_path"))
+_METHOD = re.compile(r"[A-Za-z]{1,16}", re.ASCII)
+_NO_HOME = ("home",)  # a request path like /home/dashboard is a page, not a home directory
+
+
+_HASHED_USER = re.compile(r"user-[0-9a-f]{16}")
+
+
+class PayloadScrubber:
+    __slots__ = ("_ctx", "_keys", "_root", "_send_pii", "_values")
+
+    def __init__(
+        self,
+        values: ValueScrubber,
+        ctx: Context,
+        keys: KeyPolicy,
+        *,
+        project_root: str | None,
+        send_default_pii: bool,
+    ) -> None:
+        self._values = values
+        self._ctx = ctx
+        self._keys = keys
+        self._root = project_root
+        self._send_pii = send_default_pii
+
+    def scrub(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        try:
+            return self._payload(payload)
+        except Exception as exc:
+            self._ctx.bump(SCRUB_ERROR)
+            internal_error("privacy.scrub_payload", exc)
+            return _fail_closed(payload)
+
+    def _payload(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        v = self._values
+        for key, value in payload.items():
+            if key in _OWN_FIELDS:
+                out[key] = value if _is_scalar(value) else v.scrub(value)
+            elif key == "runtime" and isinstance(value, Mapping):
+                out[key] = {
+                    k: val for k, val in value.items() if isinstance(val, str | int | float)
+                }
+            elif key in _TEXT_FIELDS:
+                out[key] = self._text(value)
+            elif key == "exception":
+                out[key] = None if value is None else self._exception(value)
+            elif key == "chain" and isinstance(value, list | tuple):
+                out[key] = [self._exception(e) for e in value[: v.max_items]]
+            elif key == "request":
+                out[key] = None if value is None else self._request(value)
+            elif key == "tags" and isinstance(value, Mapping):
+                out[key] = {
+                    v.text(str(k), 256): self._text(val)
+                    for k, val in list(value.items())[: v.max_items]
+                }
+            elif key == "context":
+                out[key] = v.scrub(value)
+            else:  # breadcrumbs and anything unknown
+                out[key] = v.scrub(value, None)
+        return out
+
+    def _text(self, value: object) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return self._values.text(value)
+        return self._values.scrub(value)
+
+    def _exception(self, exc: object) -> Any:
+        if not isinstance(exc, Mapping):
+            return self._values.scrub(exc)
+        out: dict[str, Any] = {}
+        for key, value in exc.items():
+            if key in ("type", "relation") and isinstance(value, str):
+                out[key] = value[:512]  # a class path or relation name: code, not data
+            elif key == "value":
+                out[key] = self._text(value)
+            elif key == "stack" and isinstance(value, list | tuple):
+                out[key] = [self._frame(f) for f in value]
+            else:
+                out[key] = self._values.scrub(value, str(key))
+        return out
+
+    def _frame(self, frame: object) -> Any:
+        if not isinstance(frame, Mapping):
+            return self._values.scrub(frame)
+        out: dict[str, Any] = {}
+        for key, value in frame.items():
+            if key in _CODE_FRAME_FIELDS and isinstance(value, str | int | bool):
+                out[key] = value
+            elif key in _PATH_FRAME_FIELDS and isinstance(value, str):
+                out[key] = self._values.text(relativize(value, self._root))
+            else:
+                out[key] = self._values.scrub(value, str(key))
+        return out
+
+    # ------------------------------------------------------------ request
+
+    def _request(self, request: object) -> Any:
+        """Method and route kept; path ids and query values out; allow-listed headers only;
+        no cookies; the client address anonymised and the user id hashed unless
+        ``send_default_pii`` (integrations already do both; this is the safety net)."""
+        if not isinstance(request, Mapping):
+            return self._values.scrub(request)
+        v = self._values
+        out: dict[str, Any] = {}
+        for key, value in request.items():
+            if key == "method" and isinstance(value, str) and _METHOD.fullmatch(value):
+                out[key] = value.upper()
+            elif key == "route" and isinstance(value, str):
+                out[key] = v.text(value, skip=_NO_HOME)
+            elif key == "path" and isinstance(value, str):
+                out[key] = v.text(scrub_path_query(value, self._ctx), skip=_NO_HOME)
+            elif key in ("query", "query_string"):
+                out[key] = self._query(value)
+            elif key == "headers":
+                out[key] = self._headers(value)
+            elif key == "cookies":
+                continue
+            elif key in ("client", "user"):
+                if self._send_pii:
+                    out[key] = value if isinstance(value, str | int) else v.scrub(value)
+                elif key == "client" and isinstance(value, str):
+                    network = anonymise_ip(value)  # idempotent: anonymised stays as it is
+                    if network is not None:  # not an address at all: leave it out
+                        out[key] = network
+                elif key == "user" and value is not None:
+                    token = str(value)
+                    out[key] = token if _HASHED_USER.fullmatch(token) else hash_identifier(token)
+            else:
+                out[key] = v.scrub(value, str(key))
+        return out
+
+    def _query(self, query: object) -> Any:
+        v = self._values
+        if isinstance(query, str):
+            return v.text(redact_query(query.lstrip("?"), self._ctx))
+        if not isinstance(query, Mapping):
+            return v.scrub(query)
+        out: dict[str, Any] = {}
+        for key, value in list(query.items())[: v.max_items]:
+            skey = v.text(str(key), 256)
+            if value is None or value in ("", []):
+                out[skey] = value if isinstance(value, str | None) else []
+            else:
+                self._ctx.bump(REDACTED)
+                out[skey] = marker(REDACTED)
+        return out
+
+    def _headers(self, headers: object) -> dict[str, Any]:
+        pairs: list[tuple[Any, Any]]
+        if isinstance(headers, Mapping):
+            pairs = list(headers.items())
+        elif isinstance(headers, list | tuple):
+            pairs = [(p[0], p[1]) for p in headers if isinstance(p, list | tuple) and len(p) == 2]
+        else:
+            return {}
+        out: dict[str, Any] = {}
+        for name, value in pairs[: self._values.max_items]:
+            if not isinstance(name, str):
+                continue
+            canon = header_name(name)
+            if canon in NEVER_HEADERS:
+                continue
+            if canon in ALLOWED_HEADERS or self._keys.allowed(canon):
+                text = value if isinstance(value, str) else str(value)
+                out[name] = self._values.text(text)
+        return out
+
+
+def _is_scalar(value: object) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def _fail_closed(payload: object) -> dict[str, Any]:
+    out: dict[str, Any] = {"message": marker(SCRUB_ERROR)}
+    if isinstance(payload, Mapping):
+        try:
+            for key in _OWN_FIELDS:
+                value = payload.get(key)
+                if _is_scalar(value):
+                    out[key] = value
+        except Exception:  # noqa: S110  # a broken mapping: the marker alone is the answer
+            pass
+    return out
