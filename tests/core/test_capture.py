@@ -285,3 +285,14 @@ def test_capture_never_raises_even_if_internals_break(
     assert errwire.capture_message("x") is False
     assert [where for where, _ in allow_internal_errors] == ["capture", "capture"]
     assert sys.exc_info() == (None, None, None)
+
+
+def test_event_ids_do_not_follow_the_applications_random_seed(events: Any) -> None:
+    import random
+
+    random.seed(1234)
+    errwire.capture_message("first", level="error")
+    random.seed(1234)
+    errwire.capture_message("second", level="error")
+    first, second = events.refresh()
+    assert first["event_id"] != second["event_id"]
