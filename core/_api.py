@@ -84,11 +84,28 @@ def _runtime_enabled() -> bool:
     return _enabled
 
 
+def _on() -> bool:
+    return True
+
+
+def _off() -> bool:
+    return False
+
+
+def _detach(runtime: Runtime) -> None:
+    """Unhook a runtime that stops being the process's runtime from the process-wide
+    switch, keeping the switch's current answer: what it already queued is still
+    delivered (or spooled) as it shuts down, unless telemetry was disabled, in which
+    case it is discarded as ``disable()`` promises. Call it with ``_lock`` held and
+    before the switch changes, so the worker never sees an answer in between."""
+    runtime._is_enabled = _on if _enabled else _off
+
+
 def init(
     dsn: str | None = None,
     *,
     config: Config | None = None,
-    transport: Transport | None = None,
+    transport: Transport | str | None = None,
     clock: Clock | None = None,
     scrub: Scrub | None = None,
     use_env: bool = True,
@@ -97,15 +114,23 @@ def init(
     """Start errwire. Options are ``Config`` fields; ``ERRWIRE_<OPTION>`` environment
     variables override them (``use_env=False`` to ignore the environment).
 
-    Calling ``init`` again replaces the running runtime (the old one is shut down).
+    ``transport`` is either the option (``"auto"``, ``"local"``, ``"memory"``,
+    ``"sentry"``) or a ``Transport`` object of your own. Calling ``init`` again
+    replaces the running runtime (the old one is shut down).
     """
     if dsn is not None:
         options["dsn"] = dsn
+    if isinstance(transport, str):  # the ``transport`` option by name ("local", "memory", ...)
+        options["transport"], transport = transport, None
     cfg = make_config(options, base=config, use_env=use_env)
     runtime = Runtime(
         cfg, transport=transport, clock=clock, is_enabled=_runtime_enabled, scrub=scrub
     )
     install(runtime)
+    if cfg.enabled and os.path.exists(cfg.resolved_outbox_path):
+        # Events an earlier process left in the outbox (it died, or hit its shutdown
+        # deadline) are replayed now, not only once this process captures something.
+        runtime.worker_lane.start()
     return runtime
 
 
@@ -115,6 +140,8 @@ def install(runtime: Runtime) -> Runtime | None:
     runtime._is_enabled = _runtime_enabled
     with _lock:
         previous, _runtime = _runtime, runtime
+        if previous is not None and previous is not runtime:
+            _detach(previous)
         _enabled = runtime.config.enabled
     if previous is not None and previous is not runtime:
         previous.shutdown(previous.config.shutdown_timeout_seconds)
@@ -166,6 +193,8 @@ def shutdown(timeout: float | None = None) -> bool:
     global _runtime, _enabled
     with _lock:
         runtime, _runtime = _runtime, None
+        if runtime is not None:
+            _detach(runtime)  # capture stops now; what is queued is still delivered
         _enabled = False
     if runtime is None:
         return True

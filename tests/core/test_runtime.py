@@ -268,3 +268,9 @@ def test_default_scrubber_runs_and_counts_redactions(data_dir: str) -> None:
     redactions = errwire.status()["redactions"]
     assert redactions.get("EMAIL") == 1
     assert redactions.get("REDACTED", 0) >= 1
+
+
+def test_init_accepts_the_transport_option_by_name(data_dir: str) -> None:
+    runtime = errwire.init(data_dir=data_dir, transport="memory")
+    assert runtime.config.transport == "memory"
+    assert runtime.transport.name == "memory"
