@@ -40,6 +40,9 @@ TARGETS: dict[str, tuple[str | None, float | None, str]] = {
 PEER_OF = {
     "disabled capture_error, 3 frames": "sentry-sdk capture_exception uninitialised, 3 frames",
     "disabled capture_error, 20 frames": "sentry-sdk capture_exception uninitialised, 20 frames",
+    "enabled capture_error, 3 frames": "sentry-sdk capture_exception enabled, 3 frames",
+    "enabled capture_error, 10 frames": "sentry-sdk capture_exception enabled, 10 frames",
+    "enabled capture_error, 20 frames": "sentry-sdk capture_exception enabled, 20 frames",
 }
 
 

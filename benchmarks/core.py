@@ -198,6 +198,38 @@ def sentry_uninitialised(depth: int) -> Callable[[], Bench]:
     return make
 
 
+def sentry_enabled(depth: int, local_variables: bool) -> Callable[[], Bench]:
+    """sentry-sdk initialised with its default options and a transport that discards:
+    what the caller's thread pays per captured exception."""
+
+    def make() -> Bench:
+        import sentry_sdk
+        from sentry_sdk.transport import Transport
+
+        class Discard(Transport):
+            def capture_envelope(self, envelope: object) -> None:
+                return None
+
+        sentry_sdk.init(
+            dsn="https://key@sentry.invalid/1",
+            transport=Discard,
+            include_local_variables=local_variables,
+        )
+        exc = exception_with_frames(depth)
+
+        def run(loops: int) -> float:
+            activate(None)
+            capture = sentry_sdk.capture_exception
+            t0 = time.perf_counter()
+            for _ in range(loops):
+                capture(exc)
+            return time.perf_counter() - t0
+
+        return run
+
+    return make
+
+
 SCENARIOS: dict[str, Callable[[], Bench]] = {
     "floor: empty function call": floor_empty_call,
     "floor: SimpleQueue.put": floor_simplequeue_put,
@@ -218,6 +250,10 @@ SCENARIOS: dict[str, Callable[[], Bench]] = {
 PEERS: dict[str, Callable[[], Bench]] = {
     "sentry-sdk capture_exception uninitialised, 3 frames": sentry_uninitialised(3),
     "sentry-sdk capture_exception uninitialised, 20 frames": sentry_uninitialised(20),
+    "sentry-sdk capture_exception enabled, 3 frames": sentry_enabled(3, True),
+    "sentry-sdk capture_exception enabled, 10 frames": sentry_enabled(10, True),
+    "sentry-sdk capture_exception enabled, 10 frames, no locals": sentry_enabled(10, False),
+    "sentry-sdk capture_exception enabled, 20 frames": sentry_enabled(20, True),
 }
 
 
@@ -232,7 +268,20 @@ def main() -> None:
     else:
         scenarios.update(PEERS)
     for name, make in scenarios.items():
-        runner.bench_time_func(name, make())
+        # build lazily: pyperf runs one benchmark per worker process, and a
+        # sentry_sdk.init() in one scenario must not leak into the others
+        runner.bench_time_func(name, _lazy(make))
+
+
+def _lazy(make: Callable[[], Bench]) -> Bench:
+    built: list[Bench] = []
+
+    def run(loops: int) -> float:
+        if not built:
+            built.append(make())
+        return built[0](loops)
+
+    return run
 
 
 if __name__ == "__main__":
