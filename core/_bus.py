@@ -121,16 +121,25 @@ class Lane:
         return not thread.is_alive()
 
     def drain(self) -> list[RawEvent]:
-        """Take every event still queued (used at a shutdown deadline)."""
+        """Take every event still queued (used at a shutdown deadline).
+
+        A stop request stays queued: a thread still busy with an earlier event
+        (a send stuck past the deadline) then stops when that call returns."""
         taken: list[RawEvent] = []
+        stop_requested = False
         while True:
             try:
                 item = self.queue.get_nowait()
             except queue.Empty:
-                return taken
-            if item is not _STOP:
+                break
+            if item is _STOP:
+                stop_requested = True
+            else:
                 taken.append(item)  # type: ignore[arg-type]
                 self.done.bump()
+        if stop_requested:
+            self.queue.put(_STOP)
+        return taken
 
     def process_pending(self) -> int:
         """Handle every queued event on the calling thread (deterministic tests, no worker)."""

@@ -128,6 +128,10 @@ class Delivery:
         self._sender: _GuardedSender | None = None
         self._stuck: list[_GuardedSender] = []
         self._lock = threading.Lock()  # serialises outbox writes from the worker and shutdown
+        # Hands the send in flight over at shutdown: either the worker counts its
+        # answer, or shutdown takes (and spools) it; never both, never neither.
+        self._handover = threading.Lock()
+        self._taken = False
 
     # -- live events ------------------------------------------------------------
     def deliver(self, payload: Payload, timeout: float | None = None) -> None:
@@ -135,8 +139,8 @@ class Delivery:
             self.spool([payload])
             return
         result = self._send(payload, timeout)
-        if self.closed:
-            return  # shutdown already spooled this payload; a late answer changes nothing
+        if self._taken:
+            return  # shutdown took this payload and spooled it; a late answer changes nothing
         if result.outcome is Outcome.OK:
             self.stats.delivered.bump()
         elif result.outcome is Outcome.REJECTED:
@@ -145,6 +149,8 @@ class Delivery:
             self.spool([payload])
 
     def _may_send(self) -> bool:
+        if self.closed:
+            return False  # after shutdown: to the outbox, not the network
         if self.paused_until and self.clock.monotonic() < self.paused_until:
             return False
         return self.breaker.allow()
@@ -159,7 +165,9 @@ class Delivery:
             else:
                 result = self._send_guarded(payload, limit)
         finally:
-            self.in_flight = None
+            with self._handover:
+                self._taken = self.in_flight is not payload
+                self.in_flight = None
         elapsed = self.clock.monotonic() - start
         if elapsed > self.slow_seconds:
             self.stats.slow_sends.bump()
@@ -258,7 +266,7 @@ class Delivery:
 
     def replay(self, batch: int = 100, timeout: float | None = None) -> int:
         """Send up to ``batch`` outbox entries, oldest first, while delivery works."""
-        if self.outbox is None:
+        if self.outbox is None or self.closed:
             return 0
         if self.outbox_pending is None:
             self.refresh_pending()
@@ -286,6 +294,14 @@ class Delivery:
                     self.outbox.record_attempt([entry.row_id])
                 break
         return sent
+
+    def stop_sending(self) -> Payload | None:
+        """Close delivery (shutdown). Returns the payload of a send still in flight,
+        which the caller now owns and must spool: its answer will be ignored."""
+        with self._handover:
+            self.closed = True
+            payload, self.in_flight = self.in_flight, None
+        return payload
 
     def close(self) -> None:
         self.closed = True

@@ -203,6 +203,9 @@ class _Recording:
         self.inner.close()
 
 
+_TEST_EVENT_GRACE_SECONDS = 1.0
+
+
 def send_test_event(
     config: Config, *, timeout: float = 15.0, transport: Transport | None = None
 ) -> TestEventResult:
@@ -233,7 +236,10 @@ def send_test_event(
             "test",
             {"sent_by": "errwire test", "pid": os.getpid()},
         )
-        finished = runtime.flush(timeout)
+        # The send itself is bounded by ``timeout``; the wait gets a little more so
+        # the transport's own reason ("connection refused", "no answer within 1s")
+        # is what gets reported, not a bare "timed out".
+        finished = runtime.flush(timeout + _TEST_EVENT_GRACE_SECONDS)
     finally:
         runtime.shutdown(1.0)
     if not recording.results:

@@ -201,21 +201,16 @@ class Runtime:
         inlined): every Python-level call here costs the caller ~0.1 µs.
         """
         try:
-            tb = exc.__traceback__
-            if tb is not None:
-                walked: list[Any] = []
-                add = walked.append
-                while tb is not None:
-                    add(tb.tb_frame.f_code)
-                    add(tb.tb_lasti)
-                    tb = tb.tb_next
-                if len(walked) > self._max_frame_items:
-                    del walked[: len(walked) - self._max_frame_items]
-                frames = tuple(walked)
+            first = exc.__traceback__
+            if first is not None:
+                # The raise site first (one attribute per frame), so a repeat the
+                # storm guard folds never pays for the full stack walk.
+                last = first
+                while last.tb_next is not None:
+                    last = last.tb_next
                 # id() of the code object: hashing code is slow, and code outlives events.
-                site: tuple[Any, ...] = (type(exc), id(frames[-2]), frames[-1])
+                site: tuple[Any, ...] = (type(exc), id(last.tb_frame.f_code), last.tb_lasti)
             else:
-                frames = ()
                 caller = sys._getframe(2)
                 site = (type(exc), id(caller.f_code), caller.f_lasti)
             repeats = self._storm_admit(site)
@@ -226,6 +221,16 @@ class Runtime:
         if repeats < 0:
             return True
         try:
+            tb = first
+            walked: list[Any] = []
+            add = walked.append
+            while tb is not None:
+                add(tb.tb_frame.f_code)
+                add(tb.tb_lasti)
+                tb = tb.tb_next
+            if len(walked) > self._max_frame_items:
+                del walked[: len(walked) - self._max_frame_items]
+            frames = tuple(walked)
             if level not in LEVELS:
                 warn_once("bad-level", "errwire: unknown level %r, using 'error'", level)
                 level = "error"
@@ -344,10 +349,9 @@ class Runtime:
         deadline = time.monotonic() + timeout
         lanes_done = all(lane.stop(deadline) for lane in self.bus.lanes)
         self.closed = True
-        self.delivery.closed = True
+        in_flight = self.delivery.stop_sending()
         leftover: list[Payload] = []
         if not lanes_done:
-            in_flight = self.delivery.in_flight
             if in_flight is not None:
                 leftover.append(in_flight)
             for event in self.worker_lane.drain():
