@@ -3,6 +3,12 @@
 Middleware sets a *lazy* snapshot (an object with ``extract()``) for the
 duration of a request and resets it afterwards; nothing is read from the
 request unless an error is actually captured.
+
+Middleware can nest (errwire's ASGI middleware around Django's ASGI handler
+with errwire's Django middleware inside). An inner snapshot may keep the one it
+shadows in an ``outer`` attribute; when an event is captured, every snapshot in
+that chain with a ``mark_captured()`` method is told, so an outer layer knows
+the request already produced an event and does not report it again.
 """
 
 from __future__ import annotations
@@ -10,7 +16,14 @@ from __future__ import annotations
 from contextvars import ContextVar, Token
 from typing import Any, Protocol
 
-__all__ = ["RequestSnapshot", "current_request", "request_scope", "reset_request", "set_request"]
+__all__ = [
+    "RequestSnapshot",
+    "current_request",
+    "mark_chain_captured",
+    "request_scope",
+    "reset_request",
+    "set_request",
+]
 
 
 class RequestSnapshot(Protocol):
@@ -22,6 +35,18 @@ class RequestSnapshot(Protocol):
 _request: ContextVar[RequestSnapshot | None] = ContextVar("errwire_request", default=None)
 
 current_request = _request.get
+
+
+def mark_chain_captured(snapshot: object) -> None:
+    """Tell every snapshot shadowed by ``snapshot`` that this request produced an event."""
+    outer = getattr(snapshot, "outer", None)
+    for _ in range(8):  # a chain is a few layers deep; never loop on a cycle
+        if outer is None:
+            return
+        mark = getattr(outer, "mark_captured", None)
+        if mark is not None:
+            mark()
+        outer = getattr(outer, "outer", None)
 
 
 def set_request(snapshot: RequestSnapshot | None) -> Token[RequestSnapshot | None]:

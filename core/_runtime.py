@@ -21,7 +21,7 @@ from ._breaker import CircuitBreaker
 from ._bus import EventBus, Lane
 from ._clock import Clock, SystemClock
 from ._config import Config
-from ._context import RequestSnapshot, current_request
+from ._context import RequestSnapshot, current_request, mark_chain_captured
 from ._counter import Counter, CounterMap
 from ._delivery import Delivery
 from ._event import _GROUPS, LEVELS, Event, RawEvent, safe_message, snapshot_chain
@@ -333,6 +333,7 @@ class Runtime:
     @staticmethod
     def _request(snapshot: RequestSnapshot) -> dict[str, Any] | None:
         try:
+            mark_chain_captured(snapshot)
             return snapshot.extract()
         except Exception as error:
             internal_error("request snapshot", error)

@@ -199,6 +199,10 @@ class _AsgiRequest:
             self.status = message["status"]
         return self._send(message)
 
+    def mark_captured(self) -> None:
+        """An inner layer (errwire's Django middleware) captured an event for this request."""
+        self.reported = True
+
     def extract(self) -> dict[str, Any]:
         self.reported = True
         scope = self.scope

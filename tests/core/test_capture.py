@@ -296,3 +296,28 @@ def test_event_ids_do_not_follow_the_applications_random_seed(events: Any) -> No
     errwire.capture_message("second", level="error")
     first, second = events.refresh()
     assert first["event_id"] != second["event_id"]
+
+
+def test_nested_snapshots_tell_the_outer_layers(events: Any) -> None:
+    class Outer:
+        captured = 0
+
+        def mark_captured(self) -> None:
+            self.captured += 1
+
+        def extract(self) -> dict[str, Any]:
+            raise AssertionError("the innermost snapshot is the one read")
+
+    class Inner:
+        def __init__(self, outer: object) -> None:
+            self.outer = outer
+
+        def extract(self) -> dict[str, Any]:
+            return {"method": "GET", "path": "/inner"}
+
+    outer = Outer()
+    with errwire.request_scope(outer), errwire.request_scope(Inner(Inner(outer))):
+        errwire.capture_error(ValueError("in a nested stack"))
+    (payload,) = events.refresh()
+    assert payload["request"]["path"] == "/inner"
+    assert outer.captured == 1
