@@ -53,8 +53,10 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(PY) -m benchmarks --quick
 
+# The demo project (demo_project/): migrate, serve on 127.0.0.1:8000 (DEMO_PORT to change),
+# drive a burst of traffic, print telemetry_status, keep serving until Ctrl-C.
 demo: $(STAMP)
-	@echo "The demo project arrives with the Django integration (issue 4); not yet."
+	cd demo_project && ../$(PY) run_demo.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .coverage .mypy_cache .ruff_cache .pytest_cache .errwire

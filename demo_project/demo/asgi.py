@@ -1,0 +1,10 @@
+"""Serve the demo under ASGI: `uvicorn demo.asgi:application` (the middleware runs async)."""
+
+from __future__ import annotations
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo.settings")
+application = get_asgi_application()

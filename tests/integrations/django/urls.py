@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from errwire.integrations.django.views import health
+
+from . import views
+
+urlpatterns = [
+    path("ok/", views.ok),
+    path("boom/", views.boom),
+    path("orders/<int:pk>/", views.order),
+    path("missing/", views.missing),
+    path("denied/", views.denied),
+    path("bad/", views.bad),
+    path("suspicious/", views.suspicious),
+    path("logs/", views.logs),
+    path("message/", views.message),
+    path("outer-fail/", views.ok),
+    path("async/ok/", views.async_ok),
+    path("async/boom/", views.async_boom),
+    path("async/wait/<str:name>/", views.async_wait),
+    path("health/", health),
+]

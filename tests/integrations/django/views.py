@@ -1,0 +1,106 @@
+"""Views and middleware the tests route requests through."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
+from django.http import Http404, HttpRequest, HttpResponse
+
+import errwire
+
+log = logging.getLogger("tests.views")
+
+
+class Boom(Exception):
+    """A distinctive exception type for the tests."""
+
+
+def ok(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("ok")
+
+
+def boom(request: HttpRequest) -> HttpResponse:
+    raise Boom("view failed")
+
+
+def order(request: HttpRequest, pk: int) -> HttpResponse:
+    raise Boom(f"order {pk} failed")
+
+
+def missing(request: HttpRequest) -> HttpResponse:
+    raise Http404("no such thing")
+
+
+def denied(request: HttpRequest) -> HttpResponse:
+    raise PermissionDenied("not yours")
+
+
+def bad(request: HttpRequest) -> HttpResponse:
+    raise BadRequest("malformed")
+
+
+def suspicious(request: HttpRequest) -> HttpResponse:
+    raise SuspiciousOperation("tampered")
+
+
+def logs(request: HttpRequest) -> HttpResponse:
+    try:
+        raise Boom("handled, but logged")
+    except Boom:
+        log.exception("something went wrong")
+    return HttpResponse("logged")
+
+
+def message(request: HttpRequest) -> HttpResponse:
+    errwire.capture_message("a message from a view", level="warning")
+    return HttpResponse("sent")
+
+
+async def async_ok(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("async ok")
+
+
+async def async_boom(request: HttpRequest) -> HttpResponse:
+    raise Boom("async view failed")
+
+
+# Set by the isolation test: each request waits until all of them are inside a view.
+barrier: list[Any] = []
+
+
+async def async_wait(request: HttpRequest, name: str) -> HttpResponse:
+    if barrier:
+        await asyncio.wait_for(barrier[0].wait(), timeout=10)
+    raise Boom(f"request {name} failed")
+
+
+class RaisingMiddleware:
+    """Raises for /outer-fail/ before the view runs (an error outside any view)."""
+
+    sync_capable = True
+    async_capable = False
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path == "/outer-fail/":
+            raise Boom("middleware failed")
+        return self.get_response(request)
+
+
+class SwallowingMiddleware:
+    """Turns every view exception into a 200 response (what the W002 check is about)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse:
+        return HttpResponse("swallowed")
