@@ -412,7 +412,7 @@ class Runtime:
                     self.config.resolved_outbox_path, self.runtime_id, clock=self.clock
                 )
             self._heartbeat.write(self.status(), final=final)
-        except sqlite3.OperationalError as error:  # busy or locked: the next beat will do
+        except (sqlite3.OperationalError, OSError) as error:  # busy, locked, unwritable
             warn_once("heartbeat-busy", "errwire could not write its heartbeat: %s", error)
         except Exception as error:
             internal_error("heartbeat", error)

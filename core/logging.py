@@ -12,7 +12,11 @@ import logging
 from . import _api
 from ._event import LEVELS
 
-__all__ = ["ErrwireHandler"]
+__all__ = ["CAPTURED_MARK", "ErrwireHandler"]
+
+# Integrations set this attribute on an exception they captured, so the log
+# record Django or Flask writes about the same exception is not captured twice.
+CAPTURED_MARK = "__errwire_captured__"
 
 _PYTHON_TO_ERRWIRE = {
     logging.CRITICAL: "fatal",
@@ -37,6 +41,8 @@ class ErrwireHandler(logging.Handler):
             level = _level_name(record.levelno)
             context = {"logger": record.name, "log_message": record.getMessage()}
             exc = record.exc_info[1] if record.exc_info else None
+            if exc is not None and getattr(exc, CAPTURED_MARK, False) is True:
+                return  # an integration captured this exception already
             if exc is not None:
                 _api.capture_error(exc, component=self.component, level=level, context=context)
             else:

@@ -22,6 +22,7 @@ from django.utils.functional import empty
 from errwire import _api
 from errwire._context import current_request
 from errwire._request import request_info
+from errwire.logging import CAPTURED_MARK
 
 __all__ = [
     "CLIENT_ERRORS",
@@ -34,7 +35,7 @@ __all__ = [
     "is_captured",
 ]
 
-MARK = "__errwire_captured__"
+MARK = CAPTURED_MARK
 # Exceptions Django turns into 4xx responses: not errors unless ERRWIRE["CAPTURE_4XX"].
 CLIENT_ERRORS: tuple[type[Exception], ...] = (
     Http404,

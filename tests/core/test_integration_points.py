@@ -13,7 +13,7 @@ import pytest
 
 import errwire
 from errwire import _api
-from errwire.logging import ErrwireHandler
+from errwire.logging import CAPTURED_MARK, ErrwireHandler
 
 from .conftest import MakeRuntime
 
@@ -151,3 +151,16 @@ def test_enhanced_error_can_be_raised_and_reported() -> None:
     with pytest.raises(errwire.EnhancedError) as info:
         raise errwire.EnhancedError("quota exceeded", component="billing")
     assert info.value.report() is False  # telemetry is off: a no-op
+
+
+def test_an_exception_an_integration_captured_is_not_captured_again_from_its_log_record(
+    logger_with_handler: tuple[logging.Logger, list[Any], Any],
+) -> None:
+    log, events, runtime = logger_with_handler
+    try:
+        raise RuntimeError("captured by middleware")
+    except RuntimeError as exc:
+        setattr(exc, CAPTURED_MARK, True)  # what an integration does on capture
+        log.exception("Internal Server Error")
+    runtime.worker_lane.process_pending()
+    assert events == []
