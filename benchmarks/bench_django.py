@@ -34,16 +34,11 @@ off as in ``timeit``; values are medians over the rounds.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import gc
 import io
-import json
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -51,7 +46,12 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
-Run = Callable[[int], None]
+from benchmarks._harness import Run, run_one
+from benchmarks._harness import main as _main
+from benchmarks._harness import sentry_available as _sentry_available
+from benchmarks._harness import start_response as _start_response
+from benchmarks._harness import timed as _timed
+from benchmarks._harness import us as _us
 
 STACKS = ("wsgi", "asgi")
 SENTRY_VARIANTS = ("sentry-sdk", "sentry-sdk + tracing")
@@ -141,10 +141,6 @@ ENVIRON: dict[str, Any] = {
     "wsgi.multiprocess": False,
     "wsgi.run_once": False,
 }
-
-
-def _start_response(*_args: Any) -> Callable[[bytes], object]:
-    return len
 
 
 def _wsgi_runner(app: Any) -> Run:
@@ -249,17 +245,6 @@ def _layer_runners(stack: str) -> tuple[Run, Run]:
 
 
 # ----------------------------------------------------------------------------- measuring
-def _timed(run: Run, requests: int) -> float:
-    """CPU ns per request; the garbage collector is off while timing, as in ``timeit``
-    (Django allocates a lot per request; collections would land in random rounds)."""
-    gc.collect()
-    gc.disable()
-    try:
-        start = time.process_time_ns()
-        run(requests)
-        return (time.process_time_ns() - start) / requests
-    finally:
-        gc.enable()
 
 
 def _paired(bare: Run, errwire: Run, requests: int, rounds: int) -> dict[str, float]:
@@ -348,32 +333,6 @@ def measure(stack: str, variant: str, requests: int, rounds: int) -> dict[str, f
 
 
 # ----------------------------------------------------------------------------- driver
-def _sentry_available() -> bool:
-    try:
-        import sentry_sdk  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def _one(stack: str, variant: str, requests: int, rounds: int) -> dict[str, float]:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.bench_django",
-            "--one",
-            stack,
-            variant,
-            str(requests),
-            str(rounds),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
 
 
 def run_all(quick: bool) -> dict[str, dict[str, dict[str, float]]]:
@@ -391,10 +350,6 @@ def run_all(quick: bool) -> dict[str, dict[str, dict[str, float]]]:
             for variant in SENTRY_VARIANTS:
                 results[stack][variant] = _one(stack, variant, requests, rounds)
     return results
-
-
-def _us(ns: float) -> str:
-    return f"{ns / 1000:.2f} us"
 
 
 def _pm(ns: float, spread: float) -> str:
@@ -442,23 +397,12 @@ def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
     return "\n".join(rows)
 
 
+def _one(target: str, variant: str, requests: int, rounds: int) -> dict[str, float]:
+    return run_one("benchmarks.bench_django", target, variant, requests, rounds)
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.bench_django",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--quick", action="store_true", help="a smoke run; numbers are rough")
-    parser.add_argument("--json", action="store_true", help="print the raw medians as JSON")
-    parser.add_argument("--one", nargs=4, metavar=("STACK", "VARIANT", "N", "ROUNDS"))
-    opts = parser.parse_args()
-    if opts.one:
-        stack, variant, n, rounds = opts.one
-        print(json.dumps(measure(stack, variant, int(n), int(rounds))))
-        return 0
-    results = run_all(opts.quick)
-    print(json.dumps(results, indent=2) if opts.json else table(results))
-    return 0
+    return _main("benchmarks.bench_django", __doc__, "STACK", measure, run_all, table)
 
 
 if __name__ == "__main__":

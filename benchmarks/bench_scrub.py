@@ -1,34 +1,48 @@
-"""Privacy scrubbing cost per message size, and on adversarial input.
+"""Privacy scrubbing cost: a realistic event payload, messages by size, adversarial input.
 
-``python -m benchmarks.bench_scrub [--quick] [--json]``
+``python -m benchmarks.bench_scrub [--quick] [--json] [--only TEXT] [--compare MODULE]``
 
-Scrubbing runs on the worker thread, so this is throughput, not request latency.
-Each case is timed with ``timeit.repeat`` in process CPU time (robust to other
-load on the machine); the value is the median over the repeats of the time per
-call. Messages are realistic error text: a traceback line, a log line with a
-``key=value`` tail, an email address, an IP, a URL with credentials and a query,
-a bearer token, ordinary words and numbers; "clean" variants carry no secrets
-(one pass over the rules), "with secrets" variants do (a second pass confirms
-nothing more is found). The adversarial cases are the inputs a backtracking
-regular expression would choke on: their time must grow linearly with size.
+Scrubbing runs on the worker thread, so this is throughput, not request latency
+(but the worker holds the GIL while it scrubs, so every microsecond here is taken
+from request threads too). Each case is timed in process CPU time (robust to other
+load on the machine); the value is the median over the repeats of the time per call.
+
+* **payload**: what the worker scrubs per event: 10 stack frames, a ~40-character
+  message with an email address (also the exception value), a small context dict,
+  tags, no request. Frames and tags repeat across events (errors come from the same
+  code); the message is new for every event ("fresh message") or one of 100
+  ("repeating", like ``benchmarks.system throughput``).
+* **messages**: realistic error text of 100 B, 1 KB and 100 KB, every call a text
+  the scrubber has not seen (short texts are cached, and a benchmark of cache hits
+  would say nothing about scrubbing). "clean" variants carry no secrets; "with
+  secrets" ones carry an email, an IP, ``password=``, a URL with credentials, a
+  bearer JWT and a home directory.
+* **adversarial**: 1 MB inputs a backtracking regular expression would choke on;
+  their time per KB must stay flat.
+
+``--compare MODULE`` also times ``MODULE.Scrubber`` (for instance a copy of an
+older ``errwire._privacy`` put on ``PYTHONPATH`` under another name) in the same
+run, alternating the two per repeat, and prints both columns and the speed-up.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import itertools
 import json
 import statistics
 import sys
 import time
-import timeit
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from errwire._privacy import Scrubber
 
 KB = 1024
 MB = 1024 * KB
-_VARIANTS = 5000  # more than the scrubber's cache holds
+_FRESH = 20_000  # distinct short texts: several times what any scrubber cache holds
+_PAYLOADS = 10_000
 
 CLEAN_LINE = (
     'File "app/views.py", line 42, in get_user: KeyError: user_id missing after 3 retries '
@@ -41,18 +55,89 @@ SECRET_LINE = (
     'File "/home/alice/proj/app/views.py", line 42, in get_user. '
 )
 
+ROOT = "/srv/shop"
+_FRAMES: list[tuple[str, str, str, int, bool]] = [
+    ("/usr/lib/python3.11/threading.py", "threading", "run", 975, False),
+    ("/srv/shop/venv/lib/python3.11/site-packages/django/core/handlers/base.py",
+     "django.core.handlers.base", "_get_response", 197, False),
+    ("/srv/shop/shop/views.py", "shop.views", "checkout", 88, True),
+    ("/srv/shop/shop/services/orders.py", "shop.services.orders", "place_order", 142, True),
+    ("/srv/shop/shop/services/orders.py", "shop.services.orders", "_reserve", 171, True),
+    ("/srv/shop/shop/services/stock.py", "shop.services.stock", "reserve_items", 53, True),
+    ("/srv/shop/shop/services/stock.py", "shop.services.stock", "_lock_rows", 77, True),
+    ("/srv/shop/shop/db.py", "shop.db", "execute", 31, True),
+    ("/srv/shop/venv/lib/python3.11/site-packages/psycopg/cursor.py",
+     "psycopg.cursor", "execute", 732, False),
+    ("/srv/shop/venv/lib/python3.11/site-packages/psycopg/cursor.py",
+     "psycopg.cursor", "_raise", 740, False),
+]  # fmt: skip
+
+
+def _frame(abs_path: str, module: str, function: str, lineno: int, in_app: bool) -> dict[str, Any]:
+    filename = abs_path[len(ROOT) + 1 :] if abs_path.startswith(ROOT + "/") else abs_path
+    return {
+        "filename": filename,
+        "abs_path": abs_path,
+        "function": function,
+        "module": module,
+        "lineno": lineno,
+        "in_app": in_app,
+    }
+
+
+def payload(i: int, message: str) -> dict[str, Any]:
+    """An event payload as the builder makes it (fresh dicts, like every real event)."""
+    component = f"c{i % 7}"
+    return {
+        "event_id": f"{i:032x}",
+        "timestamp": 1_795_654_040.0 + i,
+        "level": "error",
+        "origin": "exception",
+        "message": message,
+        "exception": {
+            "type": "psycopg.errors.LockNotAvailable",
+            "value": message,
+            "stack": [_frame(*f) for f in _FRAMES],
+        },
+        "chain": [],
+        "component": component,
+        "category": "database",
+        "priority": None,
+        "fingerprint": "90b86290ee83589aed1e180dea5c727e",
+        "repeats": 0,
+        "suppressed": 0,
+        "release": None,
+        "environment": None,
+        "server_name": None,
+        "runtime": {"pid": 3502, "runtime_id": "vm:3502:63941361"},
+        "context": {"order_id": 1000 + i, "table": "orders", "attempt": 2},
+        "tags": {
+            "category": "database",
+            "component": component,
+            "error_origin": "exception",
+            "priority": "normal",
+        },
+        "request": None,
+    }
+
+
+def payloads(distinct: int, count: int) -> Iterator[dict[str, Any]]:
+    """Events whose frames and tags repeat; ``distinct`` messages (each ~40 chars)."""
+    pool = [
+        payload(i, f"order {i % distinct} failed for user{i % distinct}@example.com")
+        for i in range(count)
+    ]
+    return itertools.cycle(pool)
+
 
 def message(size: int, line: str, variant: int = 0) -> str:
     return (f"#{variant} " + line * (size // len(line) + 1))[:size]
 
 
 def variants(size: int, line: str) -> Iterator[str]:
-    """Distinct messages, endlessly: short texts are cached by the scrubber, and a
-    benchmark of cache hits would say nothing about scrubbing."""
-    texts = (
-        [message(size, line, i) for i in range(_VARIANTS)] if size <= KB else [message(size, line)]
-    )
-    return itertools.cycle(texts)
+    """Distinct messages, endlessly (the pool is larger than any scrubber cache)."""
+    count = _FRESH if size <= KB else 1
+    return itertools.cycle([message(size, line, i) for i in range(count)])
 
 
 def adversarial() -> dict[str, str]:
@@ -68,15 +153,69 @@ def adversarial() -> dict[str, str]:
         "1 MB 'a@a.'": "a@a." * (n // 4),
         "1 MB 'http://'": "http://" * (n // 7),
         "1 MB 'lat:'": "lat:" * (n // 4),
+        "1 MB 'Ab1/'": "Ab1/" * (n // 4),
+        "1 MB '0a-'": "0a-" * (n // 3),
     }
 
 
-def cpu_median(fn: Callable[[], object], repeat: int, min_time: float) -> float:
-    """Median seconds per call: each repeat runs enough calls to last ``min_time``."""
-    timer = timeit.Timer(fn, timer=time.process_time)
-    number, _ = timer.autorange()
-    number = max(1, int(number * min_time / 0.2))
-    return statistics.median(t / number for t in timer.repeat(repeat=repeat, number=number))
+class _Case:
+    __slots__ = ("chars", "make", "name")
+
+    def __init__(self, name: str, chars: int, make: Callable[[Any], Callable[[], object]]) -> None:
+        self.name = name
+        self.chars = chars
+        self.make = make  # scrubber -> a no-argument call to time
+
+
+def _payload_calls(events: Iterator[dict[str, Any]]) -> Callable[[Any], Callable[[], object]]:
+    return lambda scrubber: lambda: scrubber.scrub_payload(next(events))
+
+
+def _text_calls(texts: Iterator[str]) -> Callable[[Any], Callable[[], object]]:
+    return lambda scrubber: lambda: scrubber.scrub_text(next(texts))
+
+
+def cases(quick: bool) -> list[_Case]:
+    out: list[_Case] = []
+    for label, distinct, count in (
+        ("fresh message", _PAYLOADS, _PAYLOADS),
+        ("repeating", 100, 1000),
+    ):
+        out.append(_Case(f"payload, {label}", 0, _payload_calls(payloads(distinct, count))))
+    for label, size in (("100 B", 100), ("1 KB", KB), ("100 KB", 100 * KB)):
+        for kind, line in (("clean", CLEAN_LINE), ("with secrets", SECRET_LINE)):
+            out.append(_Case(f"{label} {kind}", size, _text_calls(variants(size, line))))
+    if not quick:
+        for name, text in adversarial().items():
+            out.append(_Case(name, len(text), _text_calls(itertools.repeat(text))))
+    return out
+
+
+def _calls_for(fn: Callable[[], object], min_time: float) -> int:
+    """How many calls take about ``min_time`` (also warms caches up)."""
+    number = 1
+    while True:
+        started = time.process_time()
+        for _ in range(number):
+            fn()
+        elapsed = time.process_time() - started
+        if elapsed >= min_time / 8 or number >= 1 << 20:
+            return max(1, round(number * min_time / max(elapsed, 1e-9)))
+        number *= 4
+
+
+def measure(fns: list[Callable[[], object]], repeat: int, min_time: float) -> list[float]:
+    """Median seconds per call of each function, the functions interleaved per repeat
+    so that both see the same machine load."""
+    numbers = [_calls_for(fn, min_time) for fn in fns]
+    samples: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeat):
+        for fn, number, sample in zip(fns, numbers, samples, strict=True):
+            started = time.process_time()
+            for _ in itertools.repeat(None, number):
+                fn()
+            sample.append((time.process_time() - started) / number)
+    return [statistics.median(s) for s in samples]
 
 
 def fmt(seconds: float) -> str:
@@ -89,39 +228,60 @@ def fmt(seconds: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_scrub", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, no 1 MB cases")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--only", default="", help="run the cases whose name contains this")
+    parser.add_argument("--compare", metavar="MODULE", help="also time MODULE.Scrubber")
     args = parser.parse_args(argv)
     repeat, min_time = (3, 0.05) if args.quick else (7, 0.2)
-    scrubber = Scrubber()
 
-    cases: list[tuple[str, int, Iterator[str]]] = []
-    for label, size in (("100 B", 100), ("1 KB", KB), ("100 KB", 100 * KB)):
-        cases.append((f"{label} clean", size, variants(size, CLEAN_LINE)))
-        cases.append((f"{label} with secrets", size, variants(size, SECRET_LINE)))
-    for name, text in adversarial().items():
-        cases.append((name, len(text), itertools.repeat(text)))
+    impls: list[tuple[str, Any]] = [("errwire", Scrubber(project_root=ROOT))]
+    if args.compare:
+        other = importlib.import_module(args.compare)
+        impls.insert(0, (args.compare, other.Scrubber(project_root=ROOT)))
 
-    results: list[dict[str, object]] = []
-    for name, size, texts in cases:
-        median = cpu_median(lambda texts=texts: scrubber.scrub_text(next(texts)), repeat, min_time)  # type: ignore[misc]
-        per_kb = median / (size / KB)
-        results.append({"case": name, "chars": size, "median_s": median, "per_kb_s": per_kb})
+    results: list[dict[str, Any]] = []
+    for case in cases(args.quick):
+        if args.only not in case.name:
+            continue
+        medians = measure([case.make(s) for _, s in impls], repeat, min_time)
+        row: dict[str, Any] = {"case": case.name, "chars": case.chars}
+        for (label, _), median in zip(impls, medians, strict=True):
+            row[label] = median
+        results.append(row)
+        if not args.json:
+            _print_row(row, impls, first=len(results) == 1, repeat=repeat)
 
     if args.json:
         print(json.dumps(results, indent=2))
-        return 0
-    python = sys.version.split()[0]
-    print(f"errwire privacy scrubbing, Python {python}, medians of {repeat} repeats (CPU time)")
-    print()
-    print(f"| {'case':<24} | {'size':>10} | {'median per call':>15} | {'per KB':>10} |")
-    print(f"|{'-' * 26}|{'-' * 12}|{'-' * 17}|{'-' * 12}|")
-    for r in results:
-        chars = int(str(r["chars"]))
-        median = float(str(r["median_s"]))
-        per_kb = float(str(r["per_kb_s"]))
-        print(f"| {r['case']!s:<24} | {chars:>10,} | {fmt(median):>15} | {fmt(per_kb):>10} |")
     return 0
+
+
+def _print_row(
+    row: dict[str, Any], impls: list[tuple[str, Any]], *, first: bool, repeat: int
+) -> None:
+    labels = [label for label, _ in impls]
+    if first:
+        python = sys.version.split()[0]
+        print(f"privacy scrubbing, Python {python}, medians of {repeat} repeats (CPU time)")
+        print()
+        head = "".join(f" {label[:16]:>16} |" for label in labels)
+        extra = f" {'speed-up':>8} |" if len(labels) == 2 else f" {'per KB':>10} |"
+        print(f"| {'case':<28} | {'chars':>9} |{head}{extra}")
+        print(
+            f"|{'-' * 30}|{'-' * 11}|"
+            + "".join(f"{'-' * 18}|" for _ in labels)
+            + "-" * (len(extra) - 1)
+            + "|"
+        )
+    cells = "".join(f" {fmt(row[label]):>16} |" for label in labels)
+    chars = f"{row['chars']:,}" if row["chars"] else "-"
+    if len(labels) == 2:
+        extra = f" {row[labels[0]] / row[labels[1]]:>7.1f}x |"
+    else:
+        per_kb = row[labels[0]] / (row["chars"] / KB) if row["chars"] else None
+        extra = f" {fmt(per_kb) if per_kb is not None else '-':>10} |"
+    print(f"| {row['case']:<28} | {chars:>9} |{cells}{extra}", flush=True)
 
 
 if __name__ == "__main__":

@@ -25,18 +25,19 @@ medians over the rounds.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from typing import Any
 
-Run = Callable[[int], None]
+from benchmarks._harness import Run, run_one
+from benchmarks._harness import main as _main
+from benchmarks._harness import sentry_available as _sentry_available
+from benchmarks._harness import start_response as _start_response
+from benchmarks._harness import timed as _timed
+from benchmarks._harness import us as _us
 
 FRAMEWORKS = ("flask", "starlette")
 SENTRY_VARIANTS = ("sentry-sdk", "sentry-sdk + tracing")
@@ -91,8 +92,6 @@ def _init_sentry(framework: str, tracing: bool) -> None:
 
 
 # ----------------------------------------------------------------------------- WSGI
-def _start_response(*_args: Any) -> Callable[[bytes], object]:
-    return len
 
 
 def _wsgi_runner(app: Any, environ: dict[str, Any]) -> Run:
@@ -182,10 +181,6 @@ async def _noop_asgi(scope: Any, receive: Any, send: Any) -> None:
 
 
 # ----------------------------------------------------------------------------- measuring
-def _timed(run: Run, requests: int) -> float:
-    start = time.process_time_ns()
-    run(requests)
-    return (time.process_time_ns() - start) / requests
 
 
 def _empty(exc: object) -> None:
@@ -263,32 +258,6 @@ def measure(framework: str, variant: str, requests: int, rounds: int) -> dict[st
 
 
 # ----------------------------------------------------------------------------- driver
-def _sentry_available() -> bool:
-    try:
-        import sentry_sdk  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def _one(framework: str, variant: str, requests: int, rounds: int) -> dict[str, float]:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.bench_web",
-            "--one",
-            framework,
-            variant,
-            str(requests),
-            str(rounds),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
 
 
 def run_all(quick: bool) -> dict[str, dict[str, dict[str, float]]]:
@@ -305,10 +274,6 @@ def run_all(quick: bool) -> dict[str, dict[str, dict[str, float]]]:
                     framework, variant, max(200, requests // 10), min(rounds, 9)
                 )
     return results
-
-
-def _us(ns: float) -> str:
-    return f"{ns / 1000:.2f} us"
 
 
 def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
@@ -352,23 +317,12 @@ def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
     return "\n".join(rows)
 
 
+def _one(target: str, variant: str, requests: int, rounds: int) -> dict[str, float]:
+    return run_one("benchmarks.bench_web", target, variant, requests, rounds)
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.bench_web",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--quick", action="store_true", help="a smoke run; numbers are rough")
-    parser.add_argument("--json", action="store_true", help="print the raw medians as JSON")
-    parser.add_argument("--one", nargs=4, metavar=("FRAMEWORK", "VARIANT", "N", "ROUNDS"))
-    opts = parser.parse_args()
-    if opts.one:
-        framework, variant, n, rounds = opts.one
-        print(json.dumps(measure(framework, variant, int(n), int(rounds))))
-        return 0
-    results = run_all(opts.quick)
-    print(json.dumps(results, indent=2) if opts.json else table(results))
-    return 0
+    return _main("benchmarks.bench_web", __doc__, "FRAMEWORK", measure, run_all, table)
 
 
 if __name__ == "__main__":
