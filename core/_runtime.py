@@ -36,7 +36,7 @@ from ._worker import Pipeline, Scrub
 if TYPE_CHECKING:
     from ._privacy import Scrubber
 
-__all__ = ["Runtime", "make_transport"]
+__all__ = ["Runtime", "accounted_for", "make_transport"]
 
 WORKER_LANE = "worker"
 _request_var = current_request
@@ -483,6 +483,21 @@ class Runtime:
             "consumers": self.bus.snapshot()["lanes"],
             "timestamp": self.clock.time(),
         }
+
+
+def accounted_for(counters: Mapping[str, Any]) -> int:
+    """The right-hand side of the accounting identity: at any quiet moment,
+    ``counters["captured"] == accounted_for(counters)`` (README, "Exact accounting")."""
+    total: int = (
+        counters["delivered"]
+        + counters["deduplicated"]
+        + counters["rate_limited"]
+        + counters["sampled_out"]
+        + sum(counters["dropped"].values())
+        + counters["spooled"]
+        + counters["rejected"]
+    )
+    return total
 
 
 def _always() -> bool:

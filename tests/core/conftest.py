@@ -11,7 +11,7 @@ import pytest
 from errwire._clock import ManualClock
 from errwire._config import make_config
 from errwire._outbox import Outbox
-from errwire._runtime import Runtime
+from errwire._runtime import Runtime, accounted_for
 from errwire._transport import MemoryTransport, Outcome, Payload, SendResult
 
 MakeRuntime = Callable[..., Runtime]
@@ -94,17 +94,7 @@ def make_runtime(data_dir: str, clock: ManualClock) -> Iterator[MakeRuntime]:
 
 def accounted(runtime: Runtime) -> int:
     """The right-hand side of the accounting identity."""
-    c = runtime.counters()
-    total: int = (
-        c["delivered"]
-        + c["deduplicated"]
-        + c["rate_limited"]
-        + c["sampled_out"]
-        + sum(c["dropped"].values())
-        + c["spooled"]
-        + c["rejected"]
-    )
-    return total
+    return accounted_for(runtime.counters())
 
 
 def outbox_of(runtime: Runtime) -> Outbox:

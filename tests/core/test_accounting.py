@@ -16,7 +16,7 @@ from errwire import _api
 from errwire._clock import ManualClock
 from errwire._config import make_config
 from errwire._internal import internal_error_count
-from errwire._runtime import Runtime
+from errwire._runtime import Runtime, accounted_for
 from errwire._transport import Outcome
 
 from .conftest import ScriptedTransport, outbox_of
@@ -120,16 +120,7 @@ def test_identity_holds_after_any_stream(
                     errwire.enable()
         runtime.worker_lane.process_pending()  # a quiet moment
         c = runtime.counters()
-        rhs = (
-            c["delivered"]
-            + c["deduplicated"]
-            + c["rate_limited"]
-            + c["sampled_out"]
-            + sum(c["dropped"].values())
-            + c["spooled"]
-            + c["rejected"]
-        )
-        assert c["captured"] == rhs, c
+        assert c["captured"] == accounted_for(c), c
         assert (
             c["delivered"]
             == len(transport.received) - runtime.delivery.stats.foreign_replayed.value
