@@ -46,4 +46,7 @@ def _guess(filename: str) -> str:
     """A module-like name for a file no loaded module claims (scripts, exec'd code)."""
     if filename.startswith("<"):
         return filename.strip("<>") or "unknown"
-    return os.path.splitext(os.path.basename(filename))[0] or "unknown"
+    # Only the file's own name: a directory could carry a user name. Both separators,
+    # since code may have been compiled on another system (C:\Users\<name>\...).
+    base = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    return os.path.splitext(base)[0] or "unknown"

@@ -110,3 +110,9 @@ def test_module_index_maps_files_and_guesses() -> None:
         assert index.module_for("/virtual/late_module.py") == "late_module"  # rebuilt on demand
     finally:
         del sys.modules["late_module"]
+
+
+def test_a_file_no_module_claims_is_named_by_its_own_name_only() -> None:
+    index = ModuleIndex()
+    assert index.module_for("C:\\Users\\someone\\shop\\run.py") == "run"
+    assert index.module_for("/home/someone/tools/task.py") == "task"
