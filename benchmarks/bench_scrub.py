@@ -28,13 +28,14 @@ run, alternating the two per repeat, and prints both columns and the speed-up.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import itertools
 import json
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from errwire._privacy import Scrubber
@@ -121,23 +122,21 @@ def payload(i: int, message: str) -> dict[str, Any]:
     }
 
 
-def payloads(distinct: int, count: int) -> Iterator[dict[str, Any]]:
+def payloads(distinct: int, count: int) -> list[dict[str, Any]]:
     """Events whose frames and tags repeat; ``distinct`` messages (each ~40 chars)."""
-    pool = [
+    return [
         payload(i, f"order {i % distinct} failed for user{i % distinct}@example.com")
         for i in range(count)
     ]
-    return itertools.cycle(pool)
 
 
 def message(size: int, line: str, variant: int = 0) -> str:
     return (f"#{variant} " + line * (size // len(line) + 1))[:size]
 
 
-def variants(size: int, line: str) -> Iterator[str]:
-    """Distinct messages, endlessly (the pool is larger than any scrubber cache)."""
-    count = _FRESH if size <= KB else 1
-    return itertools.cycle([message(size, line, i) for i in range(count)])
+def variants(size: int, line: str) -> list[str]:
+    """Distinct messages (more than any scrubber cache holds: each is new to it)."""
+    return [message(size, line, i) for i in range(_FRESH if size <= KB else 1)]
 
 
 def adversarial() -> dict[str, str]:
@@ -159,36 +158,42 @@ def adversarial() -> dict[str, str]:
 
 
 class _Case:
-    __slots__ = ("chars", "make", "name")
+    """One benchmark case; its inputs are made when it runs and dropped after (big
+    pools kept alive would make every garbage collection of later cases slower)."""
 
-    def __init__(self, name: str, chars: int, make: Callable[[Any], Callable[[], object]]) -> None:
+    __slots__ = ("chars", "inputs", "method", "name")
+
+    def __init__(self, name: str, chars: int, method: str, inputs: Callable[[], list[Any]]):
         self.name = name
         self.chars = chars
-        self.make = make  # scrubber -> a no-argument call to time
-
-
-def _payload_calls(events: Iterator[dict[str, Any]]) -> Callable[[Any], Callable[[], object]]:
-    return lambda scrubber: lambda: scrubber.scrub_payload(next(events))
-
-
-def _text_calls(texts: Iterator[str]) -> Callable[[Any], Callable[[], object]]:
-    return lambda scrubber: lambda: scrubber.scrub_text(next(texts))
+        self.method = method  # "scrub_payload" or "scrub_text"
+        self.inputs = inputs
 
 
 def cases(quick: bool) -> list[_Case]:
-    out: list[_Case] = []
-    for label, distinct, count in (
-        ("fresh message", _PAYLOADS, _PAYLOADS),
-        ("repeating", 100, 1000),
-    ):
-        out.append(_Case(f"payload, {label}", 0, _payload_calls(payloads(distinct, count))))
+    out = [
+        _Case("payload, fresh message", 0, "scrub_payload", lambda: payloads(_PAYLOADS, _PAYLOADS)),
+        _Case("payload, repeating", 0, "scrub_payload", lambda: payloads(100, 1000)),
+    ]
     for label, size in (("100 B", 100), ("1 KB", KB), ("100 KB", 100 * KB)):
         for kind, line in (("clean", CLEAN_LINE), ("with secrets", SECRET_LINE)):
-            out.append(_Case(f"{label} {kind}", size, _text_calls(variants(size, line))))
+            out.append(
+                _Case(
+                    f"{label} {kind}",
+                    size,
+                    "scrub_text",
+                    lambda size=size, line=line: variants(size, line),  # type: ignore[misc]
+                )
+            )
     if not quick:
         for name, text in adversarial().items():
-            out.append(_Case(name, len(text), _text_calls(itertools.repeat(text))))
+            out.append(_Case(name, len(text), "scrub_text", lambda text=text: [text]))  # type: ignore[misc]
     return out
+
+
+def _calls(scrubber: Any, method: str, pool: list[Any]) -> Callable[[], object]:
+    scrub, items = getattr(scrubber, method), itertools.cycle(pool)
+    return lambda: scrub(next(items))
 
 
 def _calls_for(fn: Callable[[], object], min_time: float) -> int:
@@ -244,7 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     for case in cases(args.quick):
         if args.only not in case.name:
             continue
-        medians = measure([case.make(s) for _, s in impls], repeat, min_time)
+        pool = case.inputs()
+        gc.collect()
+        medians = measure([_calls(s, case.method, pool) for _, s in impls], repeat, min_time)
+        del pool
         row: dict[str, Any] = {"case": case.name, "chars": case.chars}
         for (label, _), median in zip(impls, medians, strict=True):
             row[label] = median

@@ -196,7 +196,10 @@ class Lane:
                 return
             self._call(consumer.consume, Event(*item))  # type: ignore[misc]
             self.done.bump()
-            if self._waiters:
+            if self._waiters and not self.queue.qsize():
+                # Wake flush() only when the queue is empty: then everything offered
+                # before it was called is handled (drops count as handled when made).
+                # Waking it per event would hand the GIL back and forth for nothing.
                 with self._progress:
                     self._progress.notify_all()
 

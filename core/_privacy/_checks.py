@@ -149,9 +149,20 @@ _VERSION_BEFORE = re.compile(
 _VERSION_AFTER = re.compile(r"[-+~][A-Za-z]", _A)
 
 
+_VERSION_WORD_ENDS = frozenset("vnredwVNREDW")  # last letters of the words above
+
+
 def version_context(text: str, start: int, end: int) -> bool:
     """True when the dotted quad at ``text[start:end]`` is clearly a version number."""
-    if _VERSION_BEFORE.search(text, max(0, start - 40), start):
+    # Every form _VERSION_BEFORE knows ends (blanks aside, and ``$`` also matches before
+    # a last newline) in ``/`` or ``=`` or, before at most a ``:``/``=``/``#``, in the
+    # last letter of one of its words: check that first, its search (case-insensitive,
+    # tried at every position) costs far more.
+    head = text[max(0, start - 40) : start]
+    head = (head[:-1] if head[-1:] == "\n" else head).rstrip(" \t")
+    if (
+        head[-1:] in ("/", "=") or head.rstrip(":=#").rstrip(" \t")[-1:] in _VERSION_WORD_ENDS
+    ) and _VERSION_BEFORE.search(text, max(0, start - 40), start):
         return True
     return _VERSION_AFTER.match(text, end) is not None
 

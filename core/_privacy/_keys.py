@@ -32,6 +32,7 @@ __all__ = [
     "header_name",
     "is_strong_secret_key",
     "key_words",
+    "notable_key",
     "secret_key",
 ]
 
@@ -179,6 +180,13 @@ def geo_kind(key: str) -> str | None:
     if compact in _GEO_PAIR or words[-1] in _GEO_PAIR:
         return "pair"
     return None
+
+
+@functools.lru_cache(maxsize=4096)
+def notable_key(key: str) -> bool:
+    """True when ``key`` names a secret or coordinates (ignoring any allow-list): what a
+    ``KeyPolicy`` can classify as other than ordinary, so False rules out a redaction."""
+    return secret_key(key) or geo_kind(key) is not None
 
 
 def _normal(key: str) -> str:

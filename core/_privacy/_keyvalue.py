@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import re
 
-from errwire._privacy._keys import GEO_SINGLE, SECRET, is_strong_secret_key
+from errwire._privacy._keys import GEO_SINGLE, SECRET, is_strong_secret_key, notable_key
 from errwire._privacy._markers import GEO, REDACTED, is_marker, marker
 from errwire._privacy._rules import Context
 
-__all__ = ["scrub_key_values"]
+__all__ = ["may_have_key_values", "scrub_key_values"]
 
 _A = re.ASCII
 _KEY_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-"
@@ -37,6 +37,10 @@ _SEP = re.compile(
     r"|(?<=[ \t])[ \t]{0,3}(?:=>|:=|=(?![=>])|:(?![:/\\])))[ \t]{0,4}",
     _A | re.DOTALL,
 )
+# Where to look for _SEP: its match always holds a ``=`` or ``:`` right after the key
+# (or after up to 4 blanks after it). Scanning for those characters alone is far
+# cheaper than trying _SEP at every blank of the text.
+_SEP_CHAR = re.compile(r"[=:](?<=[A-Za-z0-9_.\"' \t-].)", _A | re.DOTALL)
 # Command-line flags: ``--password hunter2`` (a space is a separator only after --flag).
 _FLAG = re.compile(
     r"-(?<![A-Za-z0-9_.-].)-(?P<key>[A-Za-z][A-Za-z0-9_.-]{0,63})[ \t]{1,4}(?=[^\s-])",
@@ -77,12 +81,86 @@ _TRAILING = ".,;:)]}"
 _MARKER_AT_END = re.compile(r"\[[A-Z][A-Z0-9-]{0,80}\]$", _A)
 
 
+# A separator and the key before it, in the reversed text: one C call collects every
+# key. (One pattern per separator: a pattern that starts with one literal character
+# is scanned for many times faster than one that starts with a class.)
+_KEY_BEFORE_COLON = re.compile(r":[ \t]{0,4}[\"']?([A-Za-z0-9_.-]{1,64})", _A)
+_KEY_BEFORE_EQUALS = re.compile(r"=[ \t]{0,4}[\"']?([A-Za-z0-9_.-]{1,64})", _A)
+
+
+def may_have_key_values(text: str) -> bool:
+    """False only when ``scrub_key_values`` cannot change ``text``: no ``--`` flag, and
+    every key before a ``=`` or ``:`` is ordinary, or names a secret or coordinates
+    whose value is a marker already (the second pass over scrubbed text). (Each key
+    ``scrub_key_values`` could act on ends right before such a separator, blanks or a
+    quote, and is at most 64 characters: the one read here.)"""
+    if "--" in text:
+        return True
+    colon, equals = ":" in text, "=" in text
+    if not (colon or equals):
+        return False
+    backwards = text[::-1]
+    keys: list[str] = _KEY_BEFORE_COLON.findall(backwards) if colon else []
+    if equals:
+        keys += _KEY_BEFORE_EQUALS.findall(backwards)
+    for key in keys:
+        if notable_key(key[::-1].lstrip("-")):
+            return _unsettled(text, backwards, colon, equals)
+    return False
+
+
+def _unsettled(text: str, backwards: str, colon: bool, equals: bool) -> bool:
+    """Whether a key that names a secret or coordinates has a value that is not a
+    marker yet (the keys again, with where they are)."""
+    last = len(text) - 1
+    for pattern, present in ((_KEY_BEFORE_COLON, colon), (_KEY_BEFORE_EQUALS, equals)):
+        if present:
+            for m in pattern.finditer(backwards):
+                key = m.group(1)[::-1]
+                if notable_key(key.lstrip("-")) and not _settled(text, last - m.start(), key):
+                    return True
+    return False
+
+
+def _settled(text: str, at: int, key: str) -> bool:
+    """True when what ``scrub_key_values`` reads as the value after the separator at
+    ``text[at]`` is a marker already (``[REDACTED]``, ``"[REDACTED]"``, ``[GEO]``):
+    it keeps those. False whenever in doubt (a header line, ``==``, no value...)."""
+    i = at + 1
+    after = text[i : i + 1]
+    if text[at] == "=":
+        if after == ">":
+            i += 1
+        elif after == "=":
+            return False
+    elif _header_like(key):
+        return False  # maybe a header line: its value is the rest of the line
+    elif after == "=":
+        i += 1
+    elif after in (":", "/", "\\"):
+        return False
+    stop = i + 4
+    while i < stop and text[i : i + 1] in (" ", "\t"):
+        i += 1
+    c = text[i : i + 1]
+    if c == "[":
+        array = _ARRAY.match(text, i)
+        return array is not None and is_marker(array.group(0))
+    if c in ('"', "'"):
+        quoted = (_DQ if c == '"' else _SQ).match(text, i)
+        return quoted is not None and is_marker(quoted.group(1))
+    return False
+
+
 def scrub_key_values(text: str, ctx: Context) -> str:
     out: list[str] = []
     pos = 0
     classify = ctx.keys.classify
-    for m in _SEP.finditer(text):
-        sep_start = m.start()
+    for c in _SEP_CHAR.finditer(text):
+        # Where a _SEP match holding this character would start: back over blanks.
+        sep_start = at = c.start()
+        while at - sep_start < 4 and sep_start > 1 and text[sep_start - 1] in " \t":
+            sep_start -= 1
         if sep_start < pos:
             continue  # inside a value already redacted
         quote = text[sep_start - 1]
@@ -94,6 +172,9 @@ def scrub_key_values(text: str, ctx: Context) -> str:
         verdict = classify(key.lstrip("-"))
         if not verdict:
             continue  # the common case: an ordinary key
+        m = _SEP.match(text, sep_start)
+        if m is None:
+            continue
         found = _pair(text, m, key_end - len(key), key_end, verdict, ctx)
         if found is not None:
             out.append(text[pos : m.end()])

@@ -127,7 +127,11 @@ def marker(kind: str) -> str:
 
 def is_marker(text: str) -> bool:
     """True when ``text`` is exactly one marker (a value that was already scrubbed)."""
-    return len(text) <= 200 and MARKER_RE.fullmatch(text) is not None
+    return (
+        text[-1:] == "]"  # cheap first: most values are not markers
+        and len(text) <= 200
+        and MARKER_RE.fullmatch(text) is not None
+    )
 
 
 def normalize_kind(kind: object) -> str:

@@ -9,21 +9,28 @@ produced (ids, timestamps, counters, fingerprint, release, environment, server
 name, runtime) are copied. Unknown fields are scrubbed as values: a new field
 can never leak by default. The input is never modified.
 
+Errors come from the same code, so stacks and tags repeat from event to event:
+their scrubbed form is cached, keyed by their ``marshal`` serialisation (one C
+call that encodes every key, value, order and exact type, and refuses anything
+else, so a hit is an input that scrubs exactly the same way). A hit returns fresh
+copies and replays the redaction counts the first scrub made.
+
 If anything goes wrong the payload fails closed: only errwire's own fields are
 kept and the message says ``[SCRUB-ERROR]``.
 """
 
 from __future__ import annotations
 
+import marshal
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from errwire._internal import internal_error
 from errwire._privacy._keys import ALLOWED_HEADERS, NEVER_HEADERS, KeyPolicy, header_name
 from errwire._privacy._markers import REDACTED, SCRUB_ERROR, marker
 from errwire._privacy._paths import relativize
-from errwire._privacy._rules import Context
+from errwire._privacy._rules import Context, Tally
 from errwire._privacy._structure import ValueScrubber
 from errwire._privacy._urls import redact_query, scrub_path_query
 from errwire._request import anonymise_ip, hash_identifier
@@ -53,14 +60,36 @@ _NO_HOME = ("home",)  # a request path like /home/dashboard is a page, not a hom
 
 _HASHED_USER = re.compile(r"user-[0-9a-f]{16}")
 
+_OWN_LIST = tuple(sorted(_OWN_FIELDS))
+_SCALARS = frozenset((str, int, float, bool, type(None)))
+_STACK_ENTRIES = 1024
+_FRAME_ENTRIES = 4096
+_TAGS_ENTRIES = 1024
+_CACHED_BYTES = 65536  # larger inputs are scrubbed every time (a key is kept per entry)
+
+_Cached = tuple[Any, tuple[str, ...]]  # (scrubbed form, redaction kinds to replay)
+
 
 class PayloadScrubber:
-    __slots__ = ("_ctx", "_keys", "_root", "_send_pii", "_values")
+    __slots__ = (
+        "_ctx",
+        "_fields",
+        "_frames",
+        "_keys",
+        "_root",
+        "_send_pii",
+        "_stacks",
+        "_tags",
+        "_tally",
+        "_text_cache",
+        "_values",
+    )
 
     def __init__(
         self,
         values: ValueScrubber,
         ctx: Context,
+        tally: Tally,
         keys: KeyPolicy,
         *,
         project_root: str | None,
@@ -68,9 +97,24 @@ class PayloadScrubber:
     ) -> None:
         self._values = values
         self._ctx = ctx
+        self._tally = tally
         self._keys = keys
         self._root = project_root
         self._send_pii = send_default_pii
+        self._stacks: dict[bytes, _Cached] = {}
+        self._frames: dict[bytes, _Cached] = {}
+        self._tags: dict[bytes, _Cached] = {}
+        self._text_cache = values.text_cache
+        text, context = self._text_field, values.scrub
+        self._fields: dict[object, Callable[[Any], Any]] = {
+            **dict.fromkeys(_TEXT_FIELDS, text),
+            "exception": self._exception_field,
+            "chain": self._chain_field,
+            "request": self._request_field,
+            "tags": self._tags_field,
+            "context": context,
+            "runtime": self._runtime_field,
+        }
 
     def scrub(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         try:
@@ -81,33 +125,60 @@ class PayloadScrubber:
             return _fail_closed(payload)
 
     def _payload(self, payload: Mapping[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
         v = self._values
-        for key, value in payload.items():
-            if key in _OWN_FIELDS:
-                out[key] = value if _is_scalar(value) else v.scrub(value)
-            elif key == "runtime" and isinstance(value, Mapping):
-                out[key] = {
-                    k: val for k, val in value.items() if isinstance(val, str | int | float)
-                }
-            elif key in _TEXT_FIELDS:
-                out[key] = self._text(value)
-            elif key == "exception":
-                out[key] = None if value is None else self._exception(value)
-            elif key == "chain" and isinstance(value, list | tuple):
-                out[key] = [self._exception(e) for e in value[: v.max_items]]
-            elif key == "request":
-                out[key] = None if value is None else self._request(value)
-            elif key == "tags" and isinstance(value, Mapping):
-                out[key] = {
-                    v.text(str(k), 256): self._text(val)
-                    for k, val in list(value.items())[: v.max_items]
-                }
-            elif key == "context":
-                out[key] = v.scrub(value)
-            else:  # breadcrumbs and anything unknown
-                out[key] = v.scrub(value, None)
-        return out
+        fields, other = self._fields, self._other
+        if type(payload) is dict:
+            # errwire's own fields (ids, timestamps, counters...) are kept when scalar:
+            # copy everything (the order too), then replace what needs scrubbing.
+            out = payload.copy()
+            if not _SCALARS.issuperset(map(type, map(payload.get, _OWN_LIST))):
+                for key in _OWN_LIST:
+                    if key in payload and not _is_scalar(payload[key]):
+                        out[key] = v.scrub(payload[key])
+            for key in payload.keys() - _OWN_FIELDS:
+                out[key] = fields.get(key, other)(payload[key])
+            return out
+        return {
+            key: (value if _is_scalar(value) else v.scrub(value))
+            if key in _OWN_FIELDS
+            else fields.get(key, other)(value)
+            for key, value in payload.items()
+        }
+
+    def _text_field(self, value: Any) -> Any:
+        if type(value) is str:
+            hit = self._text_cache.get(value)
+            if (
+                hit is not None
+                and not hit[1]
+                and len(value) <= self._values.max_string >= len(hit[0])
+            ):
+                return hit[0]  # what self._text would answer, one call shorter
+        return self._text(value)
+
+    def _exception_field(self, value: Any) -> Any:
+        return None if value is None else self._exception(value)
+
+    def _tags_field(self, value: Any) -> Any:
+        if type(value) is dict or isinstance(value, Mapping):
+            return self._cached(self._tags, _TAGS_ENTRIES, self._tag_map, value)
+        return self._other(value)
+
+    def _runtime_field(self, value: Any) -> Any:
+        if type(value) is dict or isinstance(value, Mapping):
+            return {k: val for k, val in value.items() if isinstance(val, str | int | float)}
+        return self._other(value)
+
+    def _chain_field(self, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return [self._exception(e) for e in value[: self._values.max_items]] if value else []
+        return self._other(value)
+
+    def _request_field(self, value: Any) -> Any:
+        return None if value is None else self._request(value)
+
+    def _other(self, value: Any) -> Any:
+        return self._values.scrub(value, None)  # breadcrumbs and anything unknown
 
     def _text(self, value: object) -> Any:
         if value is None:
@@ -116,8 +187,14 @@ class PayloadScrubber:
             return self._values.text(value)
         return self._values.scrub(value)
 
+    def _tag_map(self, tags: Mapping[Any, Any]) -> dict[str, Any]:
+        v = self._values
+        return {
+            v.text(str(k), 256): self._text(val) for k, val in list(tags.items())[: v.max_items]
+        }
+
     def _exception(self, exc: object) -> Any:
-        if not isinstance(exc, Mapping):
+        if type(exc) is not dict and not isinstance(exc, Mapping):
             return self._values.scrub(exc)
         out: dict[str, Any] = {}
         for key, value in exc.items():
@@ -126,9 +203,41 @@ class PayloadScrubber:
             elif key == "value":
                 out[key] = self._text(value)
             elif key == "stack" and isinstance(value, list | tuple):
-                out[key] = [self._frame(f) for f in value]
+                out[key] = self._cached(self._stacks, _STACK_ENTRIES, self._stack, value)
             else:
                 out[key] = self._values.scrub(value, str(key))
+        return out
+
+    def _stack(self, stack: list[Any] | tuple[Any, ...]) -> list[Any]:
+        cache, frame = self._frames, self._frame
+        return [self._cached(cache, _FRAME_ENTRIES, frame, f) for f in stack]
+
+    def _cached(
+        self, cache: dict[bytes, _Cached], size: int, scrub: Callable[[Any], Any], value: Any
+    ) -> Any:
+        """``scrub(value)``, from ``cache`` when ``value`` was seen before: a stack, a
+        frame or tags (flat data: other values are scrubbed every time)."""
+        try:
+            key = marshal.dumps(value)
+        except Exception:  # not plain data (a subclass, an object): no shortcut
+            return scrub(value)
+        if len(key) > _CACHED_BYTES:
+            return scrub(value)
+        hit = cache.get(key)
+        if hit is not None:
+            if hit[1]:
+                self._tally.replay(hit[1])
+            return _fresh(hit[0])
+        tally = self._tally
+        tally.start()
+        try:
+            out = scrub(value)
+        finally:
+            kinds = tally.stop()
+        if SCRUB_ERROR not in kinds and _flat(out):
+            if len(cache) >= size:
+                cache.clear()
+            cache[key] = (_fresh(out), kinds)
         return out
 
     def _frame(self, frame: object) -> Any:
@@ -216,6 +325,29 @@ class PayloadScrubber:
                 text = value if isinstance(value, str) else str(value)
                 out[name] = self._values.text(text)
         return out
+
+
+def _flat(value: object) -> bool:
+    """A scalar, a dict of scalars, or a list of those: what ``_fresh`` copies whole."""
+    if type(value) in _SCALARS:
+        return True
+    if type(value) is dict:
+        return all(type(v) in _SCALARS for v in value.values())
+    if type(value) is list:
+        return all(_flat(item) and type(item) is not list for item in value)
+    return False
+
+
+def _fresh(value: Any) -> Any:
+    """A copy of a ``_flat`` value that the caller may change without changing the cache."""
+    if type(value) is dict:
+        return value.copy()
+    if type(value) is list:
+        try:
+            return list(map(dict.copy, value))  # a stack: all frames are dicts
+        except TypeError:
+            return [item.copy() if type(item) is dict else item for item in value]
+    return value
 
 
 def _is_scalar(value: object) -> bool:

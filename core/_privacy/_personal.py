@@ -26,7 +26,7 @@ import re
 
 from errwire._privacy._checks import card_ok, iban_ok, ipv4_ok, ipv6_ok, version_context
 from errwire._privacy._markers import CARD, EMAIL, IBAN, IP, MAC, PHONE, marker
-from errwire._privacy._rules import Context
+from errwire._privacy._rules import Context, sub_near
 
 __all__ = [
     "scrub_cards",
@@ -59,7 +59,8 @@ def scrub_emails(text: str, ctx: Context) -> str:
         ctx.bump(EMAIL)
         return marker(EMAIL)
 
-    return _EMAIL.sub(replace, text)
+    # Every match has its ``@`` (or ``%40``) within 64 characters of its start.
+    return sub_near(_EMAIL, text, ("@", "%40"), 64, replace)
 
 
 _IBAN = re.compile(

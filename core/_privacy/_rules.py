@@ -12,6 +12,7 @@ arbitrary pattern runs in linear time.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -19,9 +20,68 @@ from typing import Literal
 from errwire._privacy._keys import KeyPolicy
 from errwire._privacy._markers import CUSTOM, marker, normalize_kind
 
-__all__ = ["Context", "HostMode", "Rule", "TextRule", "compile_user_rules"]
+__all__ = [
+    "Context",
+    "HostMode",
+    "Rule",
+    "Tally",
+    "TextRule",
+    "compile_user_rules",
+    "sub_near",
+]
 
 HostMode = Literal["category", "hash"]
+
+
+class _Recordings(threading.local):
+    """Per thread: the recordings open on it, innermost last (always present, so that
+    reading it never takes the slow path of a missing attribute)."""
+
+    def __init__(self) -> None:
+        self.open: list[list[str]] = []
+
+
+class Tally:
+    """The redaction counter, with recordings for caches.
+
+    While a recording is open on a thread, every kind bumped on that thread is also
+    appended to it: a cache stores what computing a value redacted and replays it on
+    a hit, so ``counts()`` is the same whether or not the cache answered. Recordings
+    nest (a cached frame holds cached texts): closing one hands its kinds on to the
+    one around it.
+    """
+
+    __slots__ = ("_counter", "_counters", "_local")
+
+    def __init__(self, counter: Callable[[str], Callable[[], object]]) -> None:
+        self._counter = counter  # kind -> its counter's bump (made on first use)
+        self._counters: dict[str, Callable[[], object]] = {}
+        self._local = _Recordings()
+
+    def bump(self, kind: str) -> None:
+        count = self._counters.get(kind)
+        if count is None:
+            count = self._counters[kind] = self._counter(kind)
+        count()
+        recording = self._local.open
+        if recording:
+            recording[-1].append(kind)
+
+    def replay(self, kinds: tuple[str, ...]) -> None:
+        for kind in kinds:
+            self.bump(kind)
+
+    def start(self) -> None:
+        """Open a recording; every ``start`` must be paired with a ``stop`` (``finally``)."""
+        self._local.open.append([])
+
+    def stop(self) -> tuple[str, ...]:
+        """Close the innermost recording: the kinds bumped since its ``start``."""
+        recording = self._local.open
+        kinds = recording.pop()
+        if recording:
+            recording[-1].extend(kinds)
+        return tuple(kinds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,3 +178,42 @@ def _callable_apply(fn: Callable[[str], str]) -> Callable[[str, Context], str]:
         return out
 
     return apply
+
+
+def sub_near(
+    pattern: re.Pattern[str],
+    text: str,
+    anchors: tuple[str, ...],
+    reach: int,
+    replace: Callable[[re.Match[str]], str],
+) -> str:
+    """``pattern.sub(replace, text)``, for a pattern whose every match holds one of
+    ``anchors`` at most ``reach`` characters after the match's start.
+
+    The engine scans for a pattern that starts with a character class one character
+    at a time; a literal anchor is found at C speed. So the search starts just before
+    each anchor instead of at the start of the text. It finds the same leftmost,
+    non-overlapping matches: no match can start more than ``reach`` before the first
+    anchor at or after it (the search still sees the text before where it starts,
+    for look-behinds)."""
+    out: list[str] = []
+    copied = 0  # text[:copied] is in out already
+    at = 0  # no match starts before this
+    while True:
+        anchor = -1
+        for a in anchors:
+            i = text.find(a, at)
+            if i >= 0 and (anchor < 0 or i < anchor):
+                anchor = i
+        if anchor < 0:
+            break
+        m = pattern.search(text, max(at, anchor - reach))
+        if m is None:
+            break
+        out.append(text[copied : m.start()])
+        out.append(replace(m))
+        copied = at = m.end()
+    if not out:
+        return text
+    out.append(text[copied:])
+    return "".join(out)

@@ -9,7 +9,7 @@ from errwire._counter import CounterMap
 from errwire._privacy._keys import KeyPolicy
 from errwire._privacy._paths import normalize_root
 from errwire._privacy._payload import PayloadScrubber
-from errwire._privacy._rules import Context, Rule, compile_user_rules
+from errwire._privacy._rules import Context, Rule, Tally, compile_user_rules
 from errwire._privacy._structure import ValueScrubber
 from errwire._privacy._text import TextScrubber
 
@@ -63,8 +63,10 @@ class Scrubber:
             raise ValueError("allow_keys must be a collection of key names, not one string")
         self._counts = CounterMap()
         keys = KeyPolicy(allow_keys)
-        ctx = Context(bump=self._counts.bump, keys=keys, host_mode=host_mode)
-        self._text = TextScrubber(ctx, compile_user_rules(extra_rules))
+        counts = self._counts
+        tally = Tally(lambda kind: counts.get(kind).bump)
+        ctx = Context(bump=tally.bump, keys=keys, host_mode=host_mode)
+        self._text = TextScrubber(ctx, tally, compile_user_rules(extra_rules))
         self._values = ValueScrubber(
             self._text,
             ctx,
@@ -76,6 +78,7 @@ class Scrubber:
         self._payload = PayloadScrubber(
             self._values,
             ctx,
+            tally,
             keys,
             project_root=normalize_root(project_root),
             send_default_pii=bool(send_default_pii),

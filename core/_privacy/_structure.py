@@ -60,6 +60,7 @@ __all__ = ["ValueScrubber"]
 
 _MAX_KEY = 256
 _INT64 = 2**63
+_CARD_MIN = 10**12  # smaller integers cannot be card numbers
 _MARGIN = 1024  # scrubbed text kept beyond a cut, so nothing at the cut is half-seen
 
 
@@ -74,7 +75,18 @@ class _Walk:
 
 
 class ValueScrubber:
-    __slots__ = ("_ctx", "_text", "max_depth", "max_items", "max_nodes", "max_string")
+    __slots__ = (
+        "_cache",
+        "_ctx",
+        "_key_limit",
+        "_replay",
+        "_text",
+        "max_depth",
+        "max_items",
+        "max_nodes",
+        "max_string",
+        "text_cache",
+    )
 
     def __init__(
         self,
@@ -87,11 +99,14 @@ class ValueScrubber:
         max_nodes: int,
     ) -> None:
         self._text = text
+        self._cache = self.text_cache = text.cache
+        self._replay = text.tally.replay
         self._ctx = ctx
         self.max_depth = max_depth
         self.max_items = max_items
         self.max_string = max_string
         self.max_nodes = max_nodes
+        self._key_limit = min(_MAX_KEY, max_string)
 
     # ------------------------------------------------------------ strings
 
@@ -103,12 +118,18 @@ class ValueScrubber:
         marker can be cut away; the cut text is scrubbed once more so that scrubbing
         the output again changes nothing."""
         limit = self.max_string if limit is None else limit
-        scrub = self._text.scrub
         if len(value) <= limit:
-            source = scrub(value, skip)
+            if not skip:  # most strings repeat: answer a cache hit here, with its counts
+                hit = self._cache.get(value)
+                if hit is not None and len(hit[0]) <= limit:
+                    if hit[1]:
+                        self._replay(hit[1])
+                    return hit[0]
+            source = self._text.scrub(value, skip)
             if len(source) <= limit:
                 return source
         else:
+            scrub = self._text.scrub
             size = limit + _MARGIN
             while True:
                 source = scrub(value[:size], skip)
@@ -116,6 +137,7 @@ class ValueScrubber:
                     break
                 size *= 2
         self._ctx.bump(TRUNCATED)
+        scrub = self._text.scrub
         room = limit - len(TRUNCATED_SUFFIX)
         for _ in range(3):
             if room <= 0:
@@ -130,13 +152,29 @@ class ValueScrubber:
 
     def scrub(self, value: object, key: str | None = None) -> Any:
         try:
+            if type(value) is dict and key is None:
+                return self._top_dict(value)
             return self._value(value, key, 0, _Walk())
         except Exception as exc:
             self._ctx.bump(SCRUB_ERROR)
             internal_error("privacy.scrub_value", exc)
             return marker(SCRUB_ERROR)
 
+    def _top_dict(self, value: dict[Any, Any]) -> Any:
+        """``_value(value, None, 0, _Walk())`` for a plain dict (a context, the common
+        case), without the steps that cannot apply at the top."""
+        walk = _Walk()
+        walk.nodes = 1  # max_nodes >= 1 and max_depth >= 1: neither bound applies yet
+        walk.active.add(id(value))
+        try:
+            return self._mapping(list(islice(value.items(), self.max_items + 1)), 0, walk)
+        except Exception:
+            self._ctx.bump(REPR_ERROR)
+            return self.text(f"<dict {marker(REPR_ERROR)}>")
+
     def _value(self, value: object, key: str | None, depth: int, walk: _Walk) -> Any:
+        if type(value) is str:  # the common case, by the same steps as below
+            return self._plain_str(value, key, walk)
         if isinstance(value, str) and is_marker(value):
             return value  # markers do not count towards the total: see the module doc
         if walk.nodes >= self.max_nodes:
@@ -162,15 +200,36 @@ class ValueScrubber:
             self._ctx.bump(REPR_ERROR)
             return self.text(f"<{_type_name(value)} {marker(REPR_ERROR)}>")
 
+    def _plain_str(self, value: str, key: str | None, walk: _Walk) -> Any:
+        if value[-1:] == "]" and is_marker(value):
+            return value
+        if walk.nodes >= self.max_nodes:
+            self._ctx.bump(TRUNCATED)
+            return marker(TRUNCATED)
+        walk.nodes += 1
+        if key is not None and value:
+            verdict = self._ctx.keys.classify(key)
+            if verdict == SECRET:
+                self._ctx.bump(REDACTED)
+                return marker(REDACTED)
+            if verdict and _is_coordinate(value):
+                self._ctx.bump(GEO)
+                return marker(GEO)
+        try:
+            return self._str(value, key)
+        except Exception:
+            self._ctx.bump(REPR_ERROR)
+            return self.text(f"<str {marker(REPR_ERROR)}>")
+
     def _dispatch(self, value: object, key: str | None, depth: int, walk: _Walk) -> Any:
+        if type(value) is int:  # the common types first, by exact type (subclasses: below)
+            return self._int(value)
+        if type(value) is dict or type(value) is list:
+            return self._container(value, depth, walk)
         if value is None or isinstance(value, bool):
             return value
         if isinstance(value, str):
-            out = self.text(str(value))
-            if key is not None and looks_random(out, 16):
-                self._ctx.bump(TOKEN)
-                return marker(TOKEN)
-            return out
+            return self._str(str(value), key)
         if isinstance(value, int):
             return self._int(int(value))
         if isinstance(value, float):
@@ -185,6 +244,9 @@ class ValueScrubber:
             return self.text(str(value))
         if isinstance(value, PurePath):
             return self.text(str(value))
+        return self._container(value, depth, walk)
+
+    def _container(self, value: object, depth: int, walk: _Walk) -> Any:
         container = _container_items(value, self.max_items + 1)
         if container is None:
             return self.text(_bounded_repr(value, self.max_string))
@@ -204,9 +266,20 @@ class ValueScrubber:
         finally:
             walk.active.discard(ident)
 
+    def _str(self, value: str, key: str | None) -> str:
+        hit = self._cache.get(value)
+        if hit is not None and not hit[1] and len(value) <= self.max_string >= len(hit[0]):
+            out = hit[0]  # what self.text would answer, one call shorter
+        else:
+            out = self.text(value)
+        if key is not None and len(out) >= 16 and looks_random(out, 16):
+            self._ctx.bump(TOKEN)
+            return marker(TOKEN)
+        return out
+
     def _int(self, number: int) -> Any:
         if -_INT64 <= number < _INT64:
-            if abs(number) >= 10**12 and card_ok(str(abs(number))):
+            if abs(number) >= _CARD_MIN and card_ok(str(abs(number))):
                 self._ctx.bump(CARD)
                 return marker(CARD)
             return number
@@ -220,15 +293,36 @@ class ValueScrubber:
         self, items: Iterable[tuple[object, object]], depth: int, walk: _Walk
     ) -> dict[str, Any]:
         out: dict[str, Any] = {}
+        cache, classify = self._cache, self._ctx.keys.classify
+        key_limit, max_items, max_nodes = self._key_limit, self.max_items, self.max_nodes
         for n, (k, v) in enumerate(items):
-            if n >= self.max_items:
+            if n >= max_items:
                 self._ctx.bump(TRUNCATED)
                 out[marker(TRUNCATED)] = marker(TRUNCATED)
                 break
-            skey = self._key(k)
+            if type(k) is str:
+                hit = cache.get(k)
+                if hit is not None and not hit[1] and len(k) <= key_limit >= len(hit[0]):
+                    skey = hit[0]  # what self.text would answer, one call shorter
+                else:
+                    skey = self.text(k, key_limit)
+            else:
+                skey = self._key(k)
             if skey in out:
                 skey = _dedupe(skey, out)
-            out[skey] = self._value(v, skey, depth + 1, walk)
+            # Plain ints and strings under ordinary keys: the steps of _value inline
+            # (context dicts are mostly these, and every call counts on the worker).
+            if type(v) is int and walk.nodes < max_nodes and not classify(skey):
+                walk.nodes += 1
+                out[skey] = v if -_CARD_MIN < v < _CARD_MIN else self._int(v)
+            elif type(v) is str and walk.nodes < max_nodes:
+                if v and v[-1] != "]" and not classify(skey):
+                    walk.nodes += 1
+                    out[skey] = self._str(v, skey)
+                else:
+                    out[skey] = self._value(v, skey, depth + 1, walk)
+            else:
+                out[skey] = self._value(v, skey, depth + 1, walk)
         return out
 
     def _sequence(
@@ -266,6 +360,12 @@ class ValueScrubber:
 def _container_items(value: object, limit: int) -> tuple[str, list[Any]] | None:
     """``("map", pairs)``, ``("seq", items)`` or ``("set", items)`` for walkable values,
     at most ``limit`` of them (a snapshot: the original may change while we read)."""
+    if type(value) is dict:
+        return "map", list(islice(value.items(), limit))
+    if type(value) is list:
+        return "seq", value[:limit]
+    if type(value) is tuple:  # a plain tuple (a named tuple is a subclass): no attribute lookup
+        return "seq", list(islice(value, limit))
     if isinstance(value, Mapping):
         return "map", list(islice(value.items(), limit))
     if isinstance(value, tuple) and hasattr(type(value), "_fields"):

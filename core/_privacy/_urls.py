@@ -40,7 +40,7 @@ from errwire._privacy._markers import (
     is_marker,
     marker,
 )
-from errwire._privacy._rules import Context
+from errwire._privacy._rules import Context, sub_near
 
 __all__ = ["redact_query", "scrub_path_query", "scrub_urls", "segment_marker"]
 
@@ -64,9 +64,41 @@ def scrub_urls(text: str, ctx: Context) -> str:
     def replace(m: re.Match[str]) -> str:
         scheme, _, rest = m.group(0).partition("://")
         body, tail = _split_trailing(rest)
-        return scheme + "://" + _scrub_body(body, ctx) + tail
+        return scheme + "://" + _scrub_body_cached(body, ctx) + tail
 
-    return _URL.sub(replace, text)
+    # Every match has its ``://`` within 32 characters of its start (the scheme).
+    return sub_near(_URL, text, ("://",), 32, replace)
+
+
+_BODIES: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
+_BODIES_ENTRIES = 1024
+_CACHED_BODY = 512
+
+
+def _scrub_body_cached(body: str, ctx: Context) -> str:
+    """``_scrub_body``, remembered with the redactions it counted (replayed on a hit):
+    the same URLs recur from message to message, and every URL is looked at again
+    by the pass that confirms the text is clean. Only the host mode changes the
+    answer."""
+    if len(body) > _CACHED_BODY:
+        return _scrub_body(body, ctx)
+    key = (ctx.host_mode, body)
+    hit = _BODIES.get(key)
+    if hit is not None:
+        for kind in hit[1]:
+            ctx.bump(kind)
+        return hit[0]
+    kinds: list[str] = []
+
+    def bump(kind: str) -> None:
+        kinds.append(kind)
+        ctx.bump(kind)
+
+    out = _scrub_body(body, Context(bump=bump, keys=ctx.keys, host_mode=ctx.host_mode))
+    if len(_BODIES) >= _BODIES_ENTRIES:
+        _BODIES.clear()
+    _BODIES[key] = (out, tuple(kinds))
+    return out
 
 
 def _split_trailing(body: str) -> tuple[str, str]:
