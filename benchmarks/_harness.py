@@ -13,10 +13,37 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Run", "main", "run_one", "sentry_available", "start_response", "timed", "us"]
+__all__ = [
+    "Run",
+    "http_scope",
+    "main",
+    "run_one",
+    "sentry_available",
+    "start_response",
+    "timed",
+    "us",
+]
 
 Run = Callable[[int], None]
 Results = dict[str, dict[str, dict[str, float]]]
+
+
+def http_scope(path: str) -> dict[str, Any]:
+    """A plain ASGI HTTP GET scope (copied per request by the caller)."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"localhost"), (b"user-agent", b"bench")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
 
 
 def start_response(*_args: Any) -> Callable[[bytes], object]:

@@ -46,7 +46,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
-from benchmarks._harness import Run, run_one
+from benchmarks._harness import Run, http_scope, run_one
 from benchmarks._harness import main as _main
 from benchmarks._harness import sentry_available as _sentry_available
 from benchmarks._harness import start_response as _start_response
@@ -155,20 +155,7 @@ def _wsgi_runner(app: Any) -> Run:
 
 
 # ----------------------------------------------------------------------------- ASGI
-SCOPE: dict[str, Any] = {
-    "type": "http",
-    "asgi": {"version": "3.0"},
-    "http_version": "1.1",
-    "method": "GET",
-    "scheme": "http",
-    "path": "/async/",
-    "raw_path": b"/async/",
-    "root_path": "",
-    "query_string": b"",
-    "headers": [(b"host", b"localhost"), (b"user-agent", b"bench")],
-    "client": ("127.0.0.1", 50000),
-    "server": ("127.0.0.1", 8000),
-}
+SCOPE = http_scope("/async/")
 _BODY = {"type": "http.request", "body": b"", "more_body": False}
 
 

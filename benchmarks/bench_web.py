@@ -32,7 +32,7 @@ import tempfile
 import time
 from typing import Any
 
-from benchmarks._harness import Run, run_one
+from benchmarks._harness import Run, http_scope, run_one
 from benchmarks._harness import main as _main
 from benchmarks._harness import sentry_available as _sentry_available
 from benchmarks._harness import start_response as _start_response
@@ -43,20 +43,7 @@ FRAMEWORKS = ("flask", "starlette")
 SENTRY_VARIANTS = ("sentry-sdk", "sentry-sdk + tracing")
 BUDGET_NS = {"flask": 2000.0, "starlette": 1000.0}
 TITLE = {"flask": "Flask", "starlette": "Starlette"}
-SCOPE: dict[str, Any] = {
-    "type": "http",
-    "asgi": {"version": "3.0"},
-    "http_version": "1.1",
-    "method": "GET",
-    "scheme": "http",
-    "path": "/",
-    "raw_path": b"/",
-    "root_path": "",
-    "query_string": b"",
-    "headers": [(b"host", b"localhost"), (b"user-agent", b"bench")],
-    "client": ("127.0.0.1", 50000),
-    "server": ("127.0.0.1", 8000),
-}
+SCOPE = http_scope("/")
 
 
 def _start_errwire() -> None:

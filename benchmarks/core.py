@@ -22,15 +22,19 @@ Bench = Callable[[int], float]
 _CHUNK = 5000  # stay below the queue bound so every capture takes the enqueue path
 
 
+def _calls(fn: Callable[[BaseException], object], exc: BaseException, loops: int) -> float:
+    """Seconds for ``loops`` calls of ``fn(exc)``: the loop every call-cost scenario times."""
+    t0 = time.perf_counter()
+    for _ in range(loops):
+        fn(exc)
+    return time.perf_counter() - t0
+
+
 def floor_empty_call() -> Bench:
     exc = exception_with_frames(10)
 
     def run(loops: int) -> float:
-        fn = empty
-        t0 = time.perf_counter()
-        for _ in range(loops):
-            fn(exc)
-        return time.perf_counter() - t0
+        return _calls(empty, exc, loops)
 
     return run
 
@@ -72,11 +76,7 @@ def disabled_capture(depth: int) -> Callable[[], Bench]:
 
         def run(loops: int) -> float:
             activate(None)
-            capture = errwire.capture_error
-            t0 = time.perf_counter()
-            for _ in range(loops):
-                capture(exc)
-            return time.perf_counter() - t0
+            return _calls(errwire.capture_error, exc, loops)
 
         return run
 
@@ -126,11 +126,7 @@ def storm_duplicate() -> Bench:
 
     def run(loops: int) -> float:
         activate(runtime)
-        capture = errwire.capture_error
-        t0 = time.perf_counter()
-        for _ in range(loops):
-            capture(exc)
-        return time.perf_counter() - t0
+        return _calls(errwire.capture_error, exc, loops)
 
     return run
 
@@ -187,11 +183,7 @@ def sentry_uninitialised(depth: int) -> Callable[[], Bench]:
         exc = exception_with_frames(depth)
 
         def run(loops: int) -> float:
-            capture = sentry_sdk.capture_exception
-            t0 = time.perf_counter()
-            for _ in range(loops):
-                capture(exc)
-            return time.perf_counter() - t0
+            return _calls(sentry_sdk.capture_exception, exc, loops)
 
         return run
 
@@ -219,11 +211,7 @@ def sentry_enabled(depth: int, local_variables: bool) -> Callable[[], Bench]:
 
         def run(loops: int) -> float:
             activate(None)
-            capture = sentry_sdk.capture_exception
-            t0 = time.perf_counter()
-            for _ in range(loops):
-                capture(exc)
-            return time.perf_counter() - t0
+            return _calls(sentry_sdk.capture_exception, exc, loops)
 
         return run
 
