@@ -32,7 +32,19 @@ $(STAMP): pyproject.toml $(MODULES) | $(PY)
 
 setup: $(STAMP)
 
-.PHONY: setup
+# Debian packages the tests drive for real: Redis (the fleet bus), Chromium (the
+# dashboard's browser tests) and wrk (load from a second process in the benchmarks).
+# A no-op once they are installed; `apt-get update` runs once, before the first install.
+SYSTEM_PACKAGES := redis-server chromium chromium-driver wrk
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+.PHONY: setup system-deps
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -41,16 +53,16 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) bugsink
+pytest: $(STAMP) bugsink system-deps
 	@$(BIN)/pytest --cov --cov-branch --cov-report=term -p no:cacheprovider; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure"; exit 1; fi; exit $$rc
 
 test: lint typecheck pytest
 
-bench: $(STAMP)
+bench: $(STAMP) system-deps
 	$(PY) -m benchmarks
 
-bench-quick: $(STAMP)
+bench-quick: $(STAMP) system-deps
 	$(PY) -m benchmarks --quick
 
 # The demo project (demo_project/): migrate, serve on 127.0.0.1:8000 (DEMO_PORT to change),
