@@ -60,6 +60,10 @@ class Lane:
         self.tick = tick
         self.queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self.offered = Counter()
+        # offer() runs on every capture: its calls are bound once here.
+        self._offered = self.offered.bump
+        self._qsize = self.queue.qsize
+        self._put = self.queue.put
         self.done = Counter()
         self.dropped = CounterMap()
         self.errors = Counter()
@@ -74,31 +78,36 @@ class Lane:
 
     # -- producer side (any thread) ------------------------------------------
     def offer(self, event: RawEvent) -> bool:
-        self.offered.bump()
-        q = self.queue
-        depth = q.qsize()
-        if depth >= self.soft_limit:
-            if event[1] not in _ERROR_LEVELS:
-                self.dropped.bump("reserved_for_errors")
-                self.done.bump()
-                return False
-            if depth >= self.capacity:
-                if not self.drop_oldest:
-                    self.dropped.bump("queue_full")
-                    self.done.bump()
-                    return False
-                try:
-                    q.get_nowait()
-                except queue.Empty:
-                    pass
-                else:
-                    self.dropped.bump("evicted_oldest")
-                    self.done.bump()
-        q.put(event)
+        self._offered()
+        depth = self._qsize()
+        if depth >= self.soft_limit and not self._make_room(event, depth):
+            return False
+        self._put(event)
         if depth >= self.high_water:
             self.high_water = depth + 1
         if self.thread is None and self.autostart:
             self.start()
+        return True
+
+    def _make_room(self, event: RawEvent, depth: int) -> bool:
+        """At the soft limit: whether ``event`` may still be queued (counting the drop
+        when not, or evicting the oldest event under ``drop_oldest``)."""
+        if event[1] not in _ERROR_LEVELS:
+            self.dropped.bump("reserved_for_errors")
+            self.done.bump()
+            return False
+        if depth >= self.capacity:
+            if not self.drop_oldest:
+                self.dropped.bump("queue_full")
+                self.done.bump()
+                return False
+            try:
+                self.queue.get_nowait()
+            except queue.Empty:
+                pass
+            else:
+                self.dropped.bump("evicted_oldest")
+                self.done.bump()
         return True
 
     # -- lifecycle -------------------------------------------------------------
@@ -185,6 +194,7 @@ class Lane:
     def _run(self) -> None:
         get = self.queue.get
         consumer = self.consumer
+        consume, done, monotonic = consumer.consume, self.done.bump, time.monotonic
         while True:
             try:
                 item = get(timeout=self.tick)
@@ -194,9 +204,18 @@ class Lane:
             if item is _STOP:
                 self._call(consumer.idle, None)
                 return
-            self._call(consumer.consume, Event(*item))  # type: ignore[misc]
-            self.done.bump()
-            if self._waiters and not self.queue.qsize():
+            # What _call(consume, Event(*item)) does, inline: this runs for every event.
+            start = self.busy_since = monotonic()
+            try:
+                consume(Event(*item))  # type: ignore[misc]
+            except Exception as exc:
+                self._failed(exc)
+            self.busy_since = None
+            elapsed = monotonic() - start
+            if elapsed > self.slow_seconds:
+                self._slow(elapsed)
+            done()
+            if self._waiters and not self._qsize():
                 # Wake flush() only when the queue is empty: then everything offered
                 # before it was called is handled (drops count as handled when made).
                 # Waking it per event would hand the GIL back and forth for nothing.
@@ -212,20 +231,26 @@ class Lane:
             else:
                 fn(event)
         except Exception as exc:
-            self.errors.bump()
-            internal_error(f"consumer {self.name}", exc)
+            self._failed(exc)
         finally:
             self.busy_since = None
         elapsed = time.monotonic() - start
         if event is not None and elapsed > self.slow_seconds:
-            self.slow.bump()
-            warn_once(
-                f"slow-consumer-{self.name}",
-                "errwire consumer %s took %.0f ms for one event (slow_operation_ms is %.0f)",
-                self.name,
-                elapsed * 1000,
-                self.slow_seconds * 1000,
-            )
+            self._slow(elapsed)
+
+    def _failed(self, exc: Exception) -> None:
+        self.errors.bump()
+        internal_error(f"consumer {self.name}", exc)
+
+    def _slow(self, elapsed: float) -> None:
+        self.slow.bump()
+        warn_once(
+            f"slow-consumer-{self.name}",
+            "errwire consumer %s took %.0f ms for one event (slow_operation_ms is %.0f)",
+            self.name,
+            elapsed * 1000,
+            self.slow_seconds * 1000,
+        )
 
     def snapshot(self) -> dict[str, object]:
         return {
@@ -260,7 +285,9 @@ class EventBus:
         self.slow_seconds = slow_seconds
         self.tick = tick
         self.published = Counter()
+        self._published = self.published.bump
         self._lanes: tuple[Lane, ...] = ()
+        self._offers: tuple[Callable[[RawEvent], bool], ...] = ()  # the lanes' offer, bound
         self._lock = threading.Lock()
         self.pid = os.getpid()
 
@@ -286,6 +313,7 @@ class EventBus:
                 self.autostart,
             )
             self._lanes = (*self._lanes, lane)
+            self._offers = tuple(x.offer for x in self._lanes)
             return lane
 
     def unsubscribe(self, name: str, timeout: float = 1.0) -> bool:
@@ -294,6 +322,7 @@ class EventBus:
             if lane is None:
                 return False
             self._lanes = tuple(x for x in self._lanes if x is not lane)
+            self._offers = tuple(x.offer for x in self._lanes)
         lane.stop(time.monotonic() + timeout)
         return True
 
@@ -307,10 +336,11 @@ class EventBus:
     def publish(self, event: RawEvent) -> bool:
         """Offer ``event`` to every consumer. Never blocks, never raises."""
         try:
-            self.published.bump()
+            self._published()
             ok = True
-            for lane in self._lanes:
-                ok = lane.offer(event) and ok
+            for offer in self._offers:
+                if not offer(event):
+                    ok = False
             return ok
         except Exception as exc:  # pragma: no cover - defensive: publish must never raise
             internal_error("bus.publish", exc)

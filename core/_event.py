@@ -11,10 +11,19 @@ huge context or a cyclic cause chain cost the same as an ordinary one.
 from __future__ import annotations
 
 import sys
+import threading
 from types import CodeType, TracebackType
 from typing import Any
 
-__all__ = ["LEVELS", "Event", "RawEvent", "safe_message", "snapshot_chain", "snapshot_frames"]
+__all__ = [
+    "LEVELS",
+    "Event",
+    "RawEvent",
+    "class_token",
+    "safe_message",
+    "snapshot_chain",
+    "snapshot_frames",
+]
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "fatal": 50}
 
@@ -24,6 +33,36 @@ RawFrames = tuple[Any, ...]  # (code, lasti, code, lasti, ...), innermost last
 # Python can build; the worker turns it into an ``Event`` with ``Event(*raw)``.
 # Fields in ``Event.__init__`` order; index 1 is the level (the bus reads it).
 RawEvent = tuple[Any, ...]
+
+# A raw event names its exception class by a small int, not the class: a class is
+# tracked by the garbage collector and so would be a tuple holding it, while a tuple
+# of strings, numbers, code objects and tuples of those is untracked at its first
+# collection (for the same reason the context travels as pairs, not as a dict). A
+# full queue then costs the collector nothing: it is never promoted and never walked
+# again. The table only grows (classes outlive their events, and a token must keep
+# meaning its class while events carry it); past its bound, raw events carry the
+# class itself.
+_CLASSES: list[type[BaseException]] = []  # token -> class
+CLASS_TOKENS: dict[type[BaseException], int] = {}  # class -> token
+_MAX_CLASSES = 4096
+_register = threading.Lock()
+
+
+def class_token(cls: type[BaseException]) -> int | type[BaseException]:
+    """The token of ``cls`` for a raw event (registering it), or ``cls`` when the table is full."""
+    token = CLASS_TOKENS.get(cls)
+    if token is not None:
+        return token
+    with _register:
+        token = CLASS_TOKENS.get(cls)
+        if token is None:
+            if len(_CLASSES) >= _MAX_CLASSES:
+                return cls
+            token = len(_CLASSES)
+            _CLASSES.append(cls)  # before the token is published: readers index at once
+            CLASS_TOKENS[cls] = token
+    return token
+
 
 # Exception groups exist from Python 3.11; on 3.10 nothing is a group.
 _GROUPS: tuple[type[BaseException], ...] = (
@@ -60,28 +99,32 @@ class Event:
         self,
         origin: str,
         level: str,
-        exc_class: type[BaseException] | None,
+        exc_class: type[BaseException] | int | None,
         message: str,
         frames: RawFrames,
         chain: tuple[tuple[type[BaseException], str, RawFrames, str], ...],
         component: str | None,
         category: str | None,
         priority: str | None,
-        context: dict[str, Any] | None,
+        context: dict[str, Any] | tuple[tuple[Any, Any], ...] | None,
         request: dict[str, Any] | None,
         timestamp: float,
         repeats: int = 0,
     ) -> None:
         self.origin = origin
         self.level = level
-        self.exc_class = exc_class
+        if isinstance(exc_class, int):  # a raw event's class token (see class_token)
+            exc_class = _CLASSES[exc_class]
+        self.exc_class: type[BaseException] | None = exc_class
         self.message = message
         self.frames = frames
         self.chain = chain
         self.component = component
         self.category = category
         self.priority = priority
-        self.context = context
+        if isinstance(context, tuple):  # a raw event's (key, value) pairs
+            context = dict(context)
+        self.context: dict[str, Any] | None = context
         self.request = request
         self.timestamp = timestamp
         self.repeats = repeats

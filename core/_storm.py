@@ -10,42 +10,49 @@ the per-site travelling count is best effort under races between threads.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from typing import Any
 
 from ._counter import Counter
 
 __all__ = ["StormGuard"]
 
 _MAX_SITES = 2048
+_AT, _FOLDS = 0, 1  # a site's entry: [when it was last admitted, folds since then]
 
 
 class StormGuard:
-    __slots__ = ("_last", "_now", "_pending", "folded", "orphaned", "window")
+    __slots__ = ("_now", "folded", "orphaned", "sites", "window")
 
     def __init__(self, window: float, now: Callable[[], float]) -> None:
         self.window = window
         self._now = now
-        self._last: dict[Hashable, float] = {}
-        self._pending: dict[Hashable, int] = {}
+        # One mutable entry per site: a repeat costs one lookup and no allocation.
+        # (The runtime's capture path reads it directly: see Runtime.capture_exception.)
+        self.sites: dict[Hashable, list[Any]] = {}
         self.folded = Counter()
         self.orphaned = Counter()  # folds whose site was forgotten before it reported them
 
     def admit(self, site: Hashable) -> int:
         """-1 when this occurrence is folded; otherwise the repeats it should carry."""
         now = self._now()
-        last = self._last.get(site)
-        if last is not None and now - last < self.window:
+        entry = self.sites.get(site)
+        if entry is None:
+            if len(self.sites) >= _MAX_SITES:
+                self._forget()
+            self.sites[site] = [now, 0]
+            return 0
+        if now - entry[_AT] < self.window:
             self.folded.bump()
-            self._pending[site] = self._pending.get(site, 0) + 1
+            entry[_FOLDS] += 1
             return -1
-        if len(self._last) >= _MAX_SITES:
-            self._forget()
-        self._last[site] = now
-        return self._pending.pop(site, 0)
+        repeats: int = entry[_FOLDS]
+        entry[_AT] = now
+        entry[_FOLDS] = 0
+        return repeats
 
     def pending(self) -> int:
-        return sum(list(self._pending.values()))
+        return int(sum(entry[_FOLDS] for entry in list(self.sites.values())))
 
     def _forget(self) -> None:
-        self.orphaned.add(sum(list(self._pending.values())))
-        self._last.clear()
-        self._pending.clear()
+        self.orphaned.add(self.pending())
+        self.sites.clear()

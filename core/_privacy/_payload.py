@@ -13,7 +13,10 @@ Errors come from the same code, so stacks and tags repeat from event to event:
 their scrubbed form is cached, keyed by their ``marshal`` serialisation (one C
 call that encodes every key, value, order and exact type, and refuses anything
 else, so a hit is an input that scrubs exactly the same way). A hit returns fresh
-copies and replays the redaction counts the first scrub made.
+copies and replays the redaction counts the first scrub made. What the payload
+builder shares between events (``FrozenFrames`` stacks, ``FrozenMap`` tags and
+runtime fields: never modified) is looked up by identity instead, which spares
+serialising it.
 
 If anything goes wrong the payload fails closed: only errwire's own fields are
 kept and the message says ``[SCRUB-ERROR]``.
@@ -27,6 +30,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from errwire._internal import internal_error
+from errwire._payload import FrozenFrames, FrozenMap
 from errwire._privacy._keys import ALLOWED_HEADERS, NEVER_HEADERS, KeyPolicy, header_name
 from errwire._privacy._markers import REDACTED, SCRUB_ERROR, marker
 from errwire._privacy._paths import relativize
@@ -62,9 +66,11 @@ _HASHED_USER = re.compile(r"user-[0-9a-f]{16}")
 
 _OWN_LIST = tuple(sorted(_OWN_FIELDS))
 _SCALARS = frozenset((str, int, float, bool, type(None)))
+_RUNTIME_TYPES = (str, int, float)  # a tuple: isinstance() with a union is slower
 _STACK_ENTRIES = 1024
 _FRAME_ENTRIES = 4096
 _TAGS_ENTRIES = 1024
+_SHARED_ENTRIES = 2048
 _CACHED_BYTES = 65536  # larger inputs are scrubbed every time (a key is kept per entry)
 
 _Cached = tuple[Any, tuple[str, ...]]  # (scrubbed form, redaction kinds to replay)
@@ -78,6 +84,7 @@ class PayloadScrubber:
         "_keys",
         "_root",
         "_send_pii",
+        "_shared",
         "_stacks",
         "_tags",
         "_tally",
@@ -102,6 +109,9 @@ class PayloadScrubber:
         self._root = project_root
         self._send_pii = send_default_pii
         self._stacks: dict[bytes, _Cached] = {}
+        # id -> (the shared object, its scrubbed form, redaction kinds); holding the
+        # object keeps its id from being reused by another one while it is cached.
+        self._shared: dict[int, tuple[object, Any, tuple[str, ...]]] = {}
         self._frames: dict[bytes, _Cached] = {}
         self._tags: dict[bytes, _Cached] = {}
         self._text_cache = values.text_cache
@@ -160,13 +170,17 @@ class PayloadScrubber:
         return None if value is None else self._exception(value)
 
     def _tags_field(self, value: Any) -> Any:
+        if type(value) is FrozenMap:
+            return self._shared_part(value, self._tag_map)
         if type(value) is dict or isinstance(value, Mapping):
             return self._cached(self._tags, _TAGS_ENTRIES, self._tag_map, value)
         return self._other(value)
 
     def _runtime_field(self, value: Any) -> Any:
+        if type(value) is FrozenMap:
+            return self._shared_part(value, _runtime_map)
         if type(value) is dict or isinstance(value, Mapping):
-            return {k: val for k, val in value.items() if isinstance(val, str | int | float)}
+            return _runtime_map(value)
         return self._other(value)
 
     def _chain_field(self, value: Any) -> Any:
@@ -202,10 +216,32 @@ class PayloadScrubber:
                 out[key] = value[:512]  # a class path or relation name: code, not data
             elif key == "value":
                 out[key] = self._text(value)
+            elif key == "stack" and type(value) is FrozenFrames:
+                out[key] = self._shared_part(value, self._stack)
             elif key == "stack" and isinstance(value, list | tuple):
                 out[key] = self._cached(self._stacks, _STACK_ENTRIES, self._stack, value)
             else:
                 out[key] = self._values.scrub(value, str(key))
+        return out
+
+    def _shared_part(self, part: Any, scrub: Callable[[Any], Any]) -> Any:
+        """``scrub(part)`` for a part the builder shares between events, worked out once
+        per part (fresh copies after, its redaction counts replayed)."""
+        hit = self._shared.get(id(part))
+        if hit is not None and hit[0] is part:
+            if hit[2]:
+                self._tally.replay(hit[2])
+            return _fresh(hit[1])
+        tally = self._tally
+        tally.start()
+        try:
+            out = scrub(part)
+        finally:
+            kinds = tally.stop()
+        if SCRUB_ERROR not in kinds and _flat(out):
+            if len(self._shared) >= _SHARED_ENTRIES:
+                self._shared.clear()
+            self._shared[id(part)] = (part, _fresh(out), kinds)
         return out
 
     def _stack(self, stack: list[Any] | tuple[Any, ...]) -> list[Any]:
@@ -325,6 +361,10 @@ class PayloadScrubber:
                 text = value if isinstance(value, str) else str(value)
                 out[name] = self._values.text(text)
         return out
+
+
+def _runtime_map(value: Mapping[Any, Any]) -> dict[Any, Any]:
+    return {k: val for k, val in value.items() if isinstance(val, _RUNTIME_TYPES)}
 
 
 def _flat(value: object) -> bool:
