@@ -19,6 +19,9 @@ FastAPI, Django's ``get_asgi_application()``. It imports no framework.
   the app directly), the runtime starts on the first request.
 * Everything else passes straight through.
 
+``telemetry_path="/telemetry"`` with ``telemetry_token`` also serves the
+dashboard's ``status.json`` and Prometheus ``metrics`` there (bearer token).
+
 ``options`` are ``errwire.Config`` fields, validated here (errors name the
 keyword); ``ERRWIRE_*`` environment variables win, as for ``errwire.init()``.
 If errwire is already running, the middleware joins that runtime when it is
@@ -48,7 +51,6 @@ Receive = Callable[[], Awaitable[Any]]
 Send = Callable[[Any], Awaitable[None]]
 ASGIApp = Callable[[Any, Receive, Send], Awaitable[None]]
 
-_REQUEST_SCOPES = frozenset(("http", "websocket"))
 # The contextvar's own methods: a wrapper function per request is measurable here.
 _set_request = _request_var.set
 _reset_request = _request_var.reset
@@ -63,6 +65,8 @@ class ErrwireMiddleware:
         component: str | None = None,
         capture_server_errors: bool = True,
         shutdown_timeout: float | None = None,
+        telemetry_path: str | None = None,
+        telemetry_token: str | None = None,
         **options: Any,
     ) -> None:
         self.app = app
@@ -73,6 +77,11 @@ class ErrwireMiddleware:
             self.config.shutdown_timeout_seconds if shutdown_timeout is None else shutdown_timeout
         )
         self._explicit = tuple(options)
+        if telemetry_path is not None:  # decided here: without it, requests pay nothing
+            from ._telemetry_http import serve_asgi
+
+            outbox = self.config.resolved_outbox_path
+            self.app = serve_asgi(app, telemetry_path, telemetry_token, outbox)
         self._start_on_request = True
         self._owns_runtime = False
         running = _api.get_runtime()
@@ -80,26 +89,43 @@ class ErrwireMiddleware:
             self._start()  # join now: options that disagree with it fail here, not later
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind not in _REQUEST_SCOPES:
-            return await self._not_a_request(scope, receive, send)
+        # The hot path: one http request. Every line here is paid per request, so the
+        # per-request state is a slotted object built with no __init__ frame, and
+        # send is observed through its bound method (cheaper than a closure).
+        if scope["type"] != "http":
+            return await self._not_http(scope, receive, send)
         if not _api._enabled and (not self._start_on_request or not self._start_now()):
             return await self.app(scope, receive, send)
-        request = _AsgiRequest(scope, send)
+        request = _AsgiRequest()
+        request.scope = scope
+        request.server_send = send
+        request.status = 0
         token = _set_request(request)
         try:
-            # send is wrapped only to see the response status (for 5xx reports)
-            await self.app(
-                scope,
-                receive,
-                request.send if kind == "http" and self.capture_server_errors else send,
-            )
+            await self.app(scope, receive, request.send if self.capture_server_errors else send)
         except Exception as exc:
             _api.capture_error(exc, self.component)
             raise
         else:
-            if request.status >= 500 and not request.reported:
+            if request.status >= 500 and not request.was_captured():
                 request.report_status(self.component)
+        finally:
+            request.scope = None  # a task the request started and that outlives it: no request
+            _reset_request(token)
+
+    async def _not_http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            return await self._not_a_request(scope, receive, send)
+        if not _api._enabled and (not self._start_on_request or not self._start_now()):
+            return await self.app(scope, receive, send)
+        request = _AsgiRequest()
+        request.scope = scope
+        token = _set_request(request)
+        try:
+            await self.app(scope, receive, send)
+        except Exception as exc:
+            _api.capture_error(exc, self.component)
+            raise
         finally:
             request.scope = None
             _reset_request(token)
@@ -183,28 +209,35 @@ class ErrwireMiddleware:
 
 
 class _AsgiRequest:
-    """Per-request state and the lazy snapshot (read only if something is captured)."""
+    """Per-request state and the lazy snapshot (read only if something is captured).
 
-    __slots__ = ("_send", "reported", "scope", "status")
+    Made per request with no arguments and its attributes set by the middleware:
+    the cheapest object Python builds. ``captured`` stays unset (read with a
+    default, on the rare 5xx path only) until an event is captured."""
 
-    def __init__(self, scope: Scope, send: Send) -> None:
-        self.scope: Scope | None = scope
-        self._send = send
-        self.status = 0
-        self.reported = False  # something was captured during this request
+    __slots__ = ("captured", "scope", "server_send", "status")
+
+    captured: bool
+    scope: Scope | None
+    server_send: Send
+    status: int
 
     def send(self, message: Message) -> Awaitable[None]:
-        # Not a coroutine: returns the server's awaitable, so no extra frame per message.
-        if message["type"] == "http.response.start":
+        # Not a coroutine: returns the server's awaitable, so no extra frame per await.
+        # Of the http messages only http.response.start has a status.
+        if "status" in message:
             self.status = message["status"]
-        return self._send(message)
+        return self.server_send(message)
 
     def mark_captured(self) -> None:
         """An inner layer (errwire's Django middleware) captured an event for this request."""
-        self.reported = True
+        self.captured = True
+
+    def was_captured(self) -> bool:
+        return bool(getattr(self, "captured", False))
 
     def extract(self) -> dict[str, Any]:
-        self.reported = True
+        self.captured = True
         scope = self.scope
         if scope is None:  # the request is over (a task it started lives on)
             return {}

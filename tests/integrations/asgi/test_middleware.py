@@ -277,3 +277,56 @@ def test_client_and_authenticated_user_with_send_default_pii(data_dir: str) -> N
         run(request(ErrwireMiddleware(app), scope))
     assert events[0]["request"]["user"] == "user-42"
     assert events[0]["request"]["client"] == "192.0.2.10"
+
+
+def test_send_is_observed_only_where_a_status_matters(events: list[Payload]) -> None:
+    """http: the app gets an observer of the server's send (for 5xx reports); a
+    websocket, or http with capture_server_errors=False, gets the server's own."""
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(send)
+        if scope["type"] == "http":
+            await ok_app(scope, receive, send)
+
+    http, socket, plain = Recorder(), Recorder(), Recorder()
+    ws_scope = {**http_scope("/ws"), "type": "websocket", "scheme": "ws"}
+    run(ErrwireMiddleware(app)(http_scope(), http.receive, http.send))
+    run(ErrwireMiddleware(app)(ws_scope, socket.receive, socket.send))
+    run(
+        ErrwireMiddleware(app, capture_server_errors=False)(http_scope(), plain.receive, plain.send)
+    )
+    assert seen[0] != http.send and http.types == ["http.response.start", "http.response.body"]
+    assert seen[1:] == [socket.send, plain.send]
+    assert events == []
+
+
+def test_a_websocket_request_is_isolated_too(events: list[Payload]) -> None:
+    """The websocket path sets and resets the snapshot as the http path does."""
+    tasks: list[asyncio.Task[Any]] = []
+    release = asyncio.Event()
+
+    async def later() -> None:
+        await release.wait()
+        errwire.capture_message("after the socket closed", level="error")
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        tasks.append(asyncio.create_task(later()))
+        errwire.capture_message("in the socket", level="error")
+
+    scope = {**http_scope("/ws"), "type": "websocket", "scheme": "ws"}
+    del scope["method"]
+
+    async def scenario() -> Any:
+        recorder = Recorder()
+        await ErrwireMiddleware(app)(scope, recorder.receive, recorder.send)
+        after = current_request()
+        release.set()
+        await tasks[0]
+        return after
+
+    assert run(scenario()) is None
+    errwire.flush()
+    by_message: dict[str, Any] = {e["message"]: e.get("request") for e in events}
+    assert by_message["in the socket"]["path"] == "/ws"
+    assert by_message["after the socket closed"] is None

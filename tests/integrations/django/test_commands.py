@@ -20,11 +20,16 @@ from django.core.management.base import CommandError
 from django.test import override_settings
 
 import errwire
+import errwire._runtime
+from errwire import _commands
 from errwire._clock import ManualClock
 from errwire._heartbeat import HeartbeatWriter
 from errwire._local import count_events, read_events
+from errwire._ops import run_worker as real_run_worker
 from errwire._outbox import Outbox
-from errwire.integrations.django.management.commands import telemetry_status, telemetry_worker
+from errwire._runtime import Runtime
+from errwire.integrations.django import conf
+from errwire.integrations.django.management.commands import telemetry_status
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -119,9 +124,13 @@ def test_status_exits_non_zero_when_unhealthy(
     data: str, kwargs: dict[str, Any], problem: str
 ) -> None:
     beat(data, "web-1:101:aaaa", **kwargs)
-    with pytest.raises(CommandError, match=problem) as raised:
-        run("telemetry_status")
+    out = StringIO()
+    with pytest.raises(
+        CommandError, match=f"errwire is unhealthy: web-1:101:aaaa: {problem}"
+    ) as raised:
+        call_command("telemetry_status", stdout=out)
     assert raised.value.returncode == 1
+    assert "UNHEALTHY" in out.getvalue()  # the table is printed before the command fails
 
 
 def test_status_json_is_machine_readable_and_still_fails_when_unhealthy(data: str) -> None:
@@ -159,8 +168,32 @@ def test_status_watch_refreshes_until_ctrl_c(data: str, monkeypatch: pytest.Monk
 
 
 def test_status_watch_needs_a_positive_interval(data: str) -> None:
-    with pytest.raises(CommandError, match="--watch"):
+    with pytest.raises(CommandError, match="--watch") as raised:
         run("telemetry_status", "--watch", "0")
+    assert raised.value.returncode == 2
+
+
+def test_status_outbox_option_reads_another_database(data: str, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    beat(str(other), "elsewhere:1:abcd")
+    out, _ = run("telemetry_status", "--outbox", str(other / "outbox.sqlite3"))
+    assert "elsewhere:1:abcd" in out and str(other) in out
+
+
+def test_status_is_the_shared_report(data: str) -> None:
+    """One implementation, three front ends: Django prints what the console script prints."""
+    beat(data, "web-1:101:aaaa", breaker="open")
+    shared = _commands.status(conf.get_config(), as_json=True, now=None)
+    out = StringIO()
+    with pytest.raises(CommandError):
+        call_command("telemetry_status", "--json", stdout=out)
+    mine, theirs = json.loads(out.getvalue()), json.loads(shared.text)
+    mine.pop("generated_at"), theirs.pop("generated_at")
+    for report in (mine, theirs):
+        for runtime in report["runtimes"]:
+            runtime.pop("age_seconds", None)
+    assert mine == theirs and shared.exit_code == 1
 
 
 def test_commands_report_bad_settings() -> None:
@@ -177,24 +210,39 @@ def test_commands_report_bad_settings() -> None:
 def test_test_event_to_the_local_sink(data: str) -> None:
     out, _ = run("telemetry_test")
     [event] = read_events(os.path.join(data, "events.sqlite3"))
-    assert f"Test event {event['event_id']} delivered via local." in out
+    assert "Test event delivered to the local sink" in out
+    assert os.path.join(data, "events.sqlite3") in out
+    assert f"event id: {event['event_id']}" in out
     assert "errwire test event" in event["message"]
 
 
 def test_test_event_failure_gives_the_exact_reason(data: str) -> None:
     with (
         override_settings(ERRWIRE={"DATA_DIR": data, "DSN": closed_port_dsn()}),
-        pytest.raises(CommandError, match=r"Test event not delivered \(sentry\): .+") as raised,
+        pytest.raises(
+            CommandError, match=r"Test event NOT delivered to Sentry \(.+\): .+"
+        ) as raised,
     ):
         run("telemetry_test", "--timeout", "5")
+    assert raised.value.returncode == 1
     assert "connect" in str(raised.value).lower() or "refused" in str(raised.value).lower()
+    assert "key@" not in str(raised.value)  # the DSN's key is not printed
+
+
+def test_test_event_dsn_option(data: str) -> None:
+    with pytest.raises(CommandError, match=r"Test event NOT delivered to Sentry") as raised:
+        run("telemetry_test", "--dsn", closed_port_dsn(), "--timeout", "5")
+    assert raised.value.returncode == 1
+    with pytest.raises(CommandError, match="--dsn must be a Sentry DSN") as bad:
+        run("telemetry_test", "--dsn", "https://nohost")
+    assert bad.value.returncode == 2
 
 
 def test_test_event_is_sent_even_when_disabled(data: str) -> None:
     with override_settings(ERRWIRE={"DATA_DIR": data, "ENABLED": False}):
-        out, err = run("telemetry_test")
-    assert "delivered via local" in out
-    assert "telemetry is disabled" in err
+        out, _ = run("telemetry_test")
+    assert "delivered to the local sink" in out
+    assert "telemetry is disabled" in out
 
 
 # ----------------------------------------------------------------- telemetry_replay
@@ -213,40 +261,55 @@ def fill_outbox(data_dir: str, n: int) -> None:
 def test_replay_sends_the_outbox_with_a_progress_bar(data: str) -> None:
     fill_outbox(data, 5)
     out, err = run("telemetry_replay")
-    assert "Replayed 5 events; 0 remain" in out
+    assert "Replayed 5 event(s) to the local sink" in out and "0 remain" in out
     assert "replaying" in err and "5/5" in err  # tqdm's bar
     assert count_events(os.path.join(data, "events.sqlite3")) == 5
 
 
 def test_replay_limit(data: str) -> None:
     fill_outbox(data, 5)
-    out, _ = run("telemetry_replay", "--limit", "2", "--verbosity", "0")
-    assert "Replayed 2 events; 3 remain" in out
-    with pytest.raises(CommandError, match="--limit"):
+    out, err = run("telemetry_replay", "--limit", "2", "--verbosity", "0")
+    assert "Replayed 2 event(s)" in out and "3 remain" in out
+    assert err == ""  # no bar with --verbosity 0
+    with pytest.raises(CommandError, match="--limit") as raised:
         run("telemetry_replay", "--limit", "0")
+    assert raised.value.returncode == 2
+
+
+def test_replay_outbox_option(data: str, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    fill_outbox(str(other), 2)
+    out, _ = run("telemetry_replay", "--outbox", str(other / "outbox.sqlite3"), "--verbosity", "0")
+    assert "Replayed 2 event(s)" in out
+    assert count_events(os.path.join(data, "events.sqlite3")) == 2
 
 
 def test_replay_dry_run_sends_nothing(data: str) -> None:
     fill_outbox(data, 3)
-    out, _ = run("telemetry_replay", "--dry-run", "--limit", "2")
-    assert "3 events wait in the outbox" in out
-    assert "a replay would send 2" in out
-    assert "event 0" in out
+    out, err = run("telemetry_replay", "--dry-run", "--limit", "2")
+    assert "3 event(s) wait in the outbox" in out and "nothing was sent" in out
+    assert "Oldest 2:" in out
+    assert "event 0" in out and "event 2" not in out
+    assert err == ""
     assert count_events(os.path.join(data, "events.sqlite3")) == 0
 
 
 def test_replay_of_an_empty_outbox(data: str) -> None:
     out, _ = run("telemetry_replay")
-    assert "The outbox is empty" in out
+    assert "Nothing to replay" in out and "is empty" in out
 
 
 def test_replay_stops_and_fails_when_the_destination_fails(data: str) -> None:
     fill_outbox(data, 3)
     with (
         override_settings(ERRWIRE={"DATA_DIR": data, "DSN": closed_port_dsn()}),
-        pytest.raises(CommandError, match=r"Replayed 0 events; 3 remain.*Stopped: "),
+        pytest.raises(
+            CommandError, match=r"Replayed 0 event\(s\).*3 remain.\nStopped early: "
+        ) as e,
     ):
         run("telemetry_replay", "--verbosity", "0")
+    assert e.value.returncode == 1
 
 
 # ----------------------------------------------------------------- telemetry_worker
@@ -256,24 +319,46 @@ def test_worker_runs_until_sigterm_and_drains_the_outbox(
     data: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fill_outbox(data, 4)
-    original = telemetry_worker.Command.started
 
-    def started(self: Any, runtime: Any) -> None:
-        original(self, runtime)
-        signal.raise_signal(signal.SIGTERM)  # what `kill <pid>` does
+    def run_worker(config: Any, **kwargs: Any) -> Runtime:
+        on_start = kwargs.pop("on_start")
 
-    monkeypatch.setattr(telemetry_worker.Command, "started", started)
+        def started(runtime: Runtime) -> None:
+            on_start(runtime)
+            runtime.worker_lane.run_idle()  # one idle tick replays the outbox
+            signal.raise_signal(signal.SIGTERM)  # what `kill <pid>` does
+
+        return real_run_worker(config, on_start=started, **kwargs)
+
+    monkeypatch.setattr(_commands, "run_worker", run_worker)
     before = signal.getsignal(signal.SIGTERM)
     out, _ = run("telemetry_worker", "--deadline", "5")
-    assert "running" in out
-    assert "errwire worker stopped (SIGTERM)" in out
+    assert "delivering to the local sink" in out and "Stop with Ctrl-C" in out
+    assert "SIGTERM received" in out
+    assert "errwire worker stopped: replayed from other processes=4" in out
     assert signal.getsignal(signal.SIGTERM) is before  # handlers restored
-    assert count_events(os.path.join(data, "events.sqlite3")) == 4  # a new runtime replays
+    assert count_events(os.path.join(data, "events.sqlite3")) == 4
+
+
+def test_worker_missing_sentry_sdk_is_a_usage_error(
+    data: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_sdk(config: Any) -> Any:
+        raise ModuleNotFoundError("No module named 'sentry_sdk'")
+
+    out = StringIO()
+    with monkeypatch.context() as patch, pytest.raises(CommandError) as raised:
+        patch.setattr(errwire._runtime, "make_transport", no_sdk)
+        call_command("telemetry_worker", "--dsn", closed_port_dsn(), stdout=out)
+    assert raised.value.returncode == 2
+    assert "errwire[sentry]" in out.getvalue()
 
 
 def test_worker_deadline_must_be_positive(data: str) -> None:
     with pytest.raises(CommandError, match="--deadline"):
         run("telemetry_worker", "--deadline", "0")
+    with pytest.raises(CommandError, match="--deadline"):
+        run("telemetry_worker", "--shutdown-timeout", "0")  # the other front ends' name
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -295,11 +380,12 @@ def test_worker_process_stops_cleanly_on_signals(data_dir: str, sig: signal.Sign
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
-        assert "running" in first, first + (proc.stderr.read() if proc.stderr else "")
+        assert "delivering to" in first, first + (proc.stderr.read() if proc.stderr else "")
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
-    assert f"errwire worker stopped ({sig.name})" in out
+    assert f"{sig.name} received" in out
+    assert "errwire worker stopped: " in out

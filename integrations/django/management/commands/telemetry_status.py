@@ -2,19 +2,20 @@
 
 Reads the heartbeats the runtimes write into the outbox database. Exits with
 status 1 when a runtime is unhealthy (circuit breaker open, failure rate above
-the threshold, stale heartbeat), so it can serve as a health probe.
+the threshold, stale heartbeat), so it can serve as a health probe. The same
+report as ``errwire status`` and ``flask errwire status``. With the Redis bus
+(``ERRWIRE["BUS"]`` or ``--redis URL``) it reads the whole fleet from Redis.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from errwire._ops import FleetReport, fleet_status, render_status
-from errwire.integrations.django._commands import load_config
+from errwire import _commands
+from errwire.integrations.django._commands import add_destination_options, finish, load_config
 
 _CLEAR = "\x1b[2J\x1b[H"
 
@@ -26,6 +27,11 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
+        add_destination_options(
+            parser,
+            dsn=False,
+            redis='the fleet in Redis (default: ERRWIRE["BUS"] when it is Redis)',
+        )
         parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
         parser.add_argument(
             "--watch",
@@ -54,52 +60,45 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        config = load_config()
+        if options["outbox"] and options["redis"]:
+            raise CommandError("--outbox and --redis are mutually exclusive", returncode=2)
+        config = load_config(outbox=options["outbox"])
         watch = options["watch"]
         if watch is not None and watch <= 0:
-            raise CommandError("--watch needs a number of seconds > 0")
+            raise CommandError("--watch needs a number of seconds > 0", returncode=2)
+        if options["stale_after"] <= 0:
+            raise CommandError("--stale-after needs a number of seconds > 0", returncode=2)
+        last: list[_commands.Output] = []
 
-        def report() -> FleetReport:
-            return fleet_status(
-                config.resolved_outbox_path,
+        def produce() -> _commands.Output:
+            out = _commands.status(
+                config,
+                outbox_path=options["outbox"],
+                redis_url=options["redis"],
+                as_json=options["json"],
                 stale_after=options["stale_after"],
                 failure_rate=options["failure_rate"],
                 include_final=options["include_final"],
             )
+            last[:] = [out]
+            return out
 
         if watch is None:
-            self.show(report(), as_json=options["json"])
+            finish(self, produce())
             return
-        last = None
-        try:
-            while True:
-                last = report()
-                if not options["json"] and self.stdout.isatty():
-                    self.stdout.write(_CLEAR, ending="")
-                self.show(last, as_json=options["json"], exit_on_problem=False)
-                self.stdout.flush()
-                self.wait(watch)
-        except KeyboardInterrupt:
-            self.stdout.write("")
-        if last is not None:
-            self.exit_on_problem(last)
+        clear = not options["json"] and self.stdout.isatty()
 
-    def show(self, report: FleetReport, *, as_json: bool, exit_on_problem: bool = True) -> None:
-        if as_json:
-            self.stdout.write(json.dumps(report.as_dict(), indent=2, sort_keys=True))
-        else:
-            self.stdout.write(render_status(report))
-        if exit_on_problem:
-            self.exit_on_problem(report)
+        def write(text: str) -> None:
+            self.stdout.write((_CLEAR if clear else "") + text)
+            self.stdout.flush()
 
-    @staticmethod
-    def exit_on_problem(report: FleetReport) -> None:
-        if report.healthy:
-            return
-        problems = "; ".join(
-            f"{r.beat.runtime_id}: {', '.join(r.problems)}" for r in report.runtimes if r.problems
-        )
-        raise CommandError(f"errwire is unhealthy: {problems}", returncode=1)
+        _commands.watch(produce, interval=watch, write=write, wait=self._pause)
+        if last and last[0].exit_code != _commands.EXIT_OK:  # a probe learns the last state
+            raise CommandError(last[0].reason or last[0].text, returncode=last[0].exit_code)
+
+    def _pause(self, seconds: float) -> bool:
+        self.wait(seconds)
+        return False  # only Ctrl-C ends --watch
 
     def wait(self, seconds: float) -> None:
         """Between refreshes in ``--watch`` mode (tests replace it)."""
