@@ -24,6 +24,7 @@ HOST = "127.0.0.1"
 PORT = int(os.environ.get("DEMO_PORT", "8000"))
 BASE = f"http://{HOST}:{PORT}"
 LOG = HERE / ".errwire" / "server.log"
+STAFF_LOGIN = f"staff / {os.environ.get('DEMO_STAFF_PASSWORD', 'errwire-demo')}"
 
 BURST = [
     ("/ok/", 20),
@@ -124,6 +125,8 @@ def main() -> int:
         return 1
     say("migrating the demo database (SQLite)")
     manage("migrate", "--noinput")
+    say("the dashboard's staff login")
+    print("    " + manage("demo_users").stdout.strip())
     say("errwire's system checks")
     print(manage("check", "--tag", "errwire", check=False).stderr.strip() or "    no issues")
 
@@ -155,9 +158,10 @@ def main() -> int:
         say("ready")
         print(
             f"""
-    Open {BASE}/          the demo: every page explained and linked
-         {BASE}/events/   what errwire recorded (scrubbed), newest first
-         {BASE}/health/   the health view (JSON)
+    Open {BASE}/            the demo: every page explained and linked
+         {BASE}/telemetry/  the live telemetry dashboard (log in: {STAFF_LOGIN})
+         {BASE}/events/     what errwire recorded (scrubbed), newest first
+         {BASE}/health/     the health view (JSON)
 
     In another terminal:  cd demo_project
                           ../.venv/bin/python manage.py telemetry_status --watch 2

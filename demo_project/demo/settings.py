@@ -66,10 +66,16 @@ USE_TZ = True
 # errwire: every key is an upper-case errwire.Config field; the rest keep their defaults.
 # ERRWIRE_DSN / ERRWIRE_ENABLED (and any ERRWIRE_<OPTION>) in the environment win.
 ERRWIRE = {
-    "HEARTBEAT_INTERVAL_SECONDS": 1.0,  # so `telemetry_status` sees the server at once
+    "HEARTBEAT_INTERVAL_SECONDS": 1.0,  # so `telemetry_status` and the dashboard see it at once
     "DEDUP_WINDOW_SECONDS": 60,
     "COMPONENT_MAP": {"demo.payments": "payments", "demo.views": "shop"},
+    # /telemetry/status.json and /telemetry/metrics also accept this bearer token (None: staff only)
+    "DASHBOARD_TOKEN": os.environ.get("DEMO_DASHBOARD_TOKEN") or None,
 }
+
+# The dashboard at /telemetry/ is for staff: anonymous visitors are sent here.
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/telemetry/"
 
 # Errors logged anywhere (ERROR and above) become events too. A request's unhandled
 # exception is captured once, by the middleware, although django.request logs it as well.

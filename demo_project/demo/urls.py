@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.contrib.auth.views import LoginView
+from django.urls import include, path
 
 from errwire.integrations.django.views import health
 
@@ -20,4 +21,7 @@ urlpatterns = [
     path("async/fail/", views.async_fail),
     path("events/", views.events),
     path("health/", health),
+    # the telemetry dashboard (staff only; `make demo` creates the login)
+    path("telemetry/", include("errwire.integrations.django.urls")),
+    path("accounts/login/", LoginView.as_view(), name="login"),
 ]

@@ -31,6 +31,7 @@ __all__ = [
     "get_config",
     "get_settings",
     "git_revision",
+    "integration_problem",
     "label",
     "project_defaults",
     "raw_settings",
@@ -39,7 +40,11 @@ __all__ = [
 
 SETTING = "ERRWIRE"
 # Options of the Django integration itself (not ``Config`` fields), with their defaults.
-INTEGRATION_DEFAULTS: dict[str, Any] = {"CAPTURE_4XX": False}
+INTEGRATION_DEFAULTS: dict[str, Any] = {
+    "CAPTURE_4XX": False,
+    "DASHBOARD_PERMISSION": None,  # "app_label.codename" staff users also need for the dashboard
+    "DASHBOARD_TOKEN": None,  # a bearer token that opens status.json and metrics without a login
+}
 # Settings whose change invalidates the cached configuration.
 WATCHED = frozenset({SETTING, "DEBUG", "BASE_DIR"})
 
@@ -50,6 +55,8 @@ class DjangoSettings:
 
     config: Config
     capture_4xx: bool = False
+    dashboard_permission: str | None = None
+    dashboard_token: str | None = None
 
 
 def label(name: str) -> str:
@@ -156,12 +163,43 @@ def build_settings(
         config = make_config(options, label=label, use_env=True, environ=environ)
     except ValueError as exc:
         raise ImproperlyConfigured(str(exc)) from None
-    capture_4xx = extras["CAPTURE_4XX"]
-    if not isinstance(capture_4xx, bool):
-        raise ImproperlyConfigured(
-            f"errwire option {label('CAPTURE_4XX')} must be True or False; got {capture_4xx!r}"
+    for key, value in extras.items():
+        problem = integration_problem(key, value)
+        if problem is not None:
+            raise ImproperlyConfigured(problem[0])
+    token = extras["DASHBOARD_TOKEN"]
+    return DjangoSettings(
+        config,
+        extras["CAPTURE_4XX"],
+        extras["DASHBOARD_PERMISSION"],
+        token.strip() if isinstance(token, str) else None,
+    )
+
+
+def integration_problem(key: str, value: Any) -> tuple[str, str] | None:
+    """(message, hint) when an option of the integration itself has a bad value."""
+    if key == "CAPTURE_4XX" and not isinstance(value, bool):
+        return f"errwire option {label(key)} must be True or False; got {value!r}", (
+            "Use True or False."
         )
-    return DjangoSettings(config, capture_4xx)
+    if (
+        key == "DASHBOARD_PERMISSION"
+        and value is not None
+        and (not isinstance(value, str) or value.count(".") != 1 or " " in value)
+    ):
+        return (
+            f"errwire option {label(key)} must be a permission name like "
+            f'"auth.view_user" ("<app_label>.<codename>") or None; got {value!r}',
+            "Use None (staff users may look) or a permission staff users must also have.",
+        )
+    if key == "DASHBOARD_TOKEN" and value is not None:
+        from errwire.integrations._telemetry_http import check_token
+
+        try:
+            check_token(value, label(key))
+        except ValueError as exc:
+            return str(exc), "Use None (staff login only) or a long random string."
+    return None
 
 
 _cache: DjangoSettings | None = None
