@@ -127,11 +127,20 @@ def init(
         cfg, transport=transport, clock=clock, is_enabled=_runtime_enabled, scrub=scrub
     )
     install(runtime)
-    if cfg.enabled and os.path.exists(cfg.resolved_outbox_path):
-        # Events an earlier process left in the outbox (it died, or hit its shutdown
-        # deadline) are replayed now, not only once this process captures something.
+    if cfg.enabled and _left_behind(runtime):
+        # Events an earlier process left in the outbox or, in Redis mode, in the
+        # forward spool (it died, hit its shutdown deadline, or Redis was down) go
+        # out now, not only once this process captures something.
         runtime.worker_lane.start()
     return runtime
+
+
+def _left_behind(runtime: Runtime) -> bool:
+    paths = [runtime.config.resolved_outbox_path]
+    forwarder = runtime.forwarder
+    if forwarder is not None and forwarder.outbox is not None:
+        paths.append(forwarder.outbox.path)
+    return any(os.path.exists(p) for p in paths)
 
 
 def install(runtime: Runtime) -> Runtime | None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from . import _api
-from ._config import Config, make_config
+from ._config import Config, make_config, redact_url
 from ._ops import fleet_status, render_status, replay_outbox, run_worker, send_test_event
 from ._runtime import Runtime
 from ._transport import Transport
@@ -32,7 +32,6 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_USAGE",
-    "REDIS_UNAVAILABLE",
     "Output",
     "flag_label",
     "join_runtime",
@@ -48,22 +47,23 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
-REDIS_UNAVAILABLE = (
-    "Redis mode is not available yet: status is read from the outbox database "
-    "(use --outbox PATH, or ERRWIRE_OUTBOX_PATH / ERRWIRE_DATA_DIR)."
-)
-
 
 @dataclass(frozen=True, slots=True)
 class Output:
-    """What a command prints, and the exit code it ends with."""
+    """What a command prints, and the exit code it ends with.
+
+    ``reason``, when the text is a report rather than the failure itself (an
+    unhealthy status table), says in one line why the exit code is not 0: front
+    ends that fail with an exception (Django's ``CommandError``) print the text
+    and raise with the reason."""
 
     text: str
     exit_code: int = EXIT_OK
+    reason: str = ""
 
 
 # ----------------------------------------------------------------------------- options
-_FLAGS = {"dsn": "--dsn", "outbox_path": "--outbox", "transport": "--dsn"}
+_FLAGS = {"dsn": "--dsn", "outbox_path": "--outbox", "transport": "--dsn", "bus": "--redis"}
 
 
 def flag_label(name: str) -> str:
@@ -71,13 +71,22 @@ def flag_label(name: str) -> str:
     return _FLAGS.get(name) or "ERRWIRE_" + name.upper()
 
 
-def with_overrides(config: Config, *, dsn: str | None = None, outbox: str | None = None) -> Config:
-    """``config`` with the command-line options over it: ``--dsn`` selects Sentry."""
+def with_overrides(
+    config: Config,
+    *,
+    dsn: str | None = None,
+    outbox: str | None = None,
+    redis: str | None = None,
+) -> Config:
+    """``config`` with the command-line options over it: ``--dsn`` selects Sentry,
+    ``--redis URL`` the Redis bus."""
     changes: dict[str, Any] = {}
     if dsn:
         changes.update(dsn=dsn, transport="sentry")
     if outbox:
         changes["outbox_path"] = outbox
+    if redis:
+        changes["bus"] = redis
     return make_config(changes, base=config, label=flag_label) if changes else config
 
 
@@ -89,15 +98,59 @@ def status(
     redis_url: str | None = None,
     as_json: bool = False,
     stale_after: float = 30.0,
+    failure_rate: float = 0.5,
+    include_final: bool = False,
     now: float | None = None,
 ) -> Output:
-    """Every live runtime's heartbeat and the totals; exit 1 when any is unhealthy."""
-    if redis_url is not None:
-        return Output(REDIS_UNAVAILABLE, EXIT_USAGE)
+    """Every live runtime's heartbeat and the totals; exit 1 when any is unhealthy.
+
+    Read from Redis when ``redis_url`` is given, or when the configured bus is Redis
+    (unless ``outbox_path`` asks for one host's outbox database)."""
+    url = redis_url or (None if outbox_path else config.redis_url)
+    if url is not None:
+        return _fleet_status(
+            url,
+            as_json=as_json,
+            stale_after=stale_after,
+            failure_rate=failure_rate,
+            include_final=include_final,
+            now=now,
+        )
     path = outbox_path or config.resolved_outbox_path
-    report = fleet_status(path, stale_after=stale_after, now=now)
+    report = fleet_status(
+        path,
+        stale_after=stale_after,
+        failure_rate=failure_rate,
+        include_final=include_final,
+        now=now,
+    )
     text = json.dumps(report.as_dict(), indent=2) if as_json else render_status(report)
-    return Output(text, EXIT_OK if report.healthy else EXIT_FAILED)
+    if report.healthy:
+        return Output(text)
+    problems = "; ".join(
+        f"{r.beat.runtime_id}: {', '.join(r.problems)}" for r in report.runtimes if r.problems
+    )
+    return Output(text, EXIT_FAILED, f"errwire is unhealthy: {problems}")
+
+
+def _fleet_status(url: str, *, as_json: bool, **options: Any) -> Output:
+    try:
+        make_config({"bus": url}, label=flag_label)
+    except ValueError as exc:
+        return Output(str(exc), EXIT_USAGE)
+    from ._redis import read_fleet, redis_errors, render_fleet
+
+    try:
+        report = read_fleet(url, **options)
+    except redis_errors() as exc:
+        where = redact_url(url)
+        return Output(f"cannot read the fleet status from Redis at {where}: {exc}", EXIT_FAILED)
+    text = json.dumps(report.as_dict(), indent=2) if as_json else render_fleet(report)
+    if report.healthy:
+        return Output(text)
+    problems = [f"{m.runtime_id}: {', '.join(m.problems)}" for m in report.members if m.problems]
+    reason = "errwire is unhealthy: " + "; ".join(report.problems + problems)
+    return Output(text, EXIT_FAILED, reason)
 
 
 def watch(
@@ -129,12 +182,18 @@ def send_test(
     """Send one test event and say what the destination answered."""
     result = send_test_event(config, timeout=timeout, transport=transport)
     where = _destination(config)
+    note = (
+        []
+        if config.enabled
+        else ["Note: telemetry is disabled in these settings; the test event is sent anyway."]
+    )
     if result.ok:
-        lines = [f"Test event delivered to {where}.", f"  event id: {result.event_id}"]
+        lines = [*note, f"Test event delivered to {where}.", f"  event id: {result.event_id}"]
         if result.remote_id and result.remote_id != result.event_id:
             lines.append(f"  id at the destination: {result.remote_id}")
         return Output("\n".join(lines))
-    return Output(f"Test event NOT delivered to {where}: {result.detail}", EXIT_FAILED)
+    failed = f"Test event NOT delivered to {where}: {result.detail}"
+    return Output("\n".join([*note, failed]), EXIT_FAILED)
 
 
 def _destination(config: Config) -> str:
@@ -221,11 +280,29 @@ def worker(
     stop: threading.Event | None = None,
     shutdown_timeout: float | None = None,
     transport: Transport | None = None,
-    on_start: Callable[[Runtime], None] | None = None,
+    on_start: Callable[[Any], None] | None = None,
 ) -> int:
-    """Run a delivery worker in the foreground until ``stop`` is set, Ctrl-C or SIGTERM."""
+    """Run a delivery worker in the foreground until ``stop`` is set, Ctrl-C or SIGTERM.
+
+    With the Redis bus it is a consumer of the stream (``on_start`` then gets the
+    ``FleetWorker``); otherwise a runtime that replays the outbox."""
     stop = stop or threading.Event()
-    restore = _stop_on_signals(stop)
+    deadline = config.shutdown_timeout_seconds if shutdown_timeout is None else shutdown_timeout
+
+    def stopping(signal_name: str) -> None:
+        write(f"{signal_name} received: delivering what is queued (at most {deadline:g} s).")
+
+    if config.redis_url is not None:
+        return _fleet_worker(
+            config,
+            write=write,
+            stop=stop,
+            shutdown_timeout=shutdown_timeout,
+            transport=transport,
+            on_start=on_start,
+            announce=stopping,
+        )
+    restore = _stop_on_signals(stop, stopping)
 
     def started(runtime: Runtime) -> None:
         write(
@@ -259,14 +336,74 @@ def worker(
     return EXIT_OK
 
 
-def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:
+def _fleet_worker(
+    config: Config,
+    *,
+    write: Callable[[str], None],
+    stop: threading.Event,
+    shutdown_timeout: float | None,
+    transport: Transport | None,
+    on_start: Callable[[Any], None] | None,
+    announce: Callable[[str], None],
+) -> int:
+    from ._redis import FleetWorker, redis_errors, run_fleet_worker
+
+    where = redact_url(config.redis_url or "")
+
+    def started(fleet: FleetWorker) -> None:
+        write(
+            f"errwire worker {fleet.runtime_id} consuming {fleet.keys.stream} at {where} "
+            f"(group {fleet.group}), delivering to {_destination(config)}.\n"
+            f"Heartbeats every {config.heartbeat_interval_seconds:g} s; entries idle for "
+            f"{config.bus_reclaim_seconds:g} s are reclaimed from dead workers. "
+            "Stop with Ctrl-C (or SIGTERM)."
+        )
+        if on_start is not None:
+            on_start(fleet)
+
+    restore = _stop_on_signals(stop, announce)
+    try:
+        fleet = run_fleet_worker(
+            config,
+            stop=stop,
+            shutdown_timeout=shutdown_timeout,
+            transport=transport,
+            on_start=started,
+        )
+    except ImportError as exc:
+        write(_cannot_deliver(config, exc))
+        return EXIT_USAGE
+    except redis_errors() as exc:
+        write(f"errwire worker cannot start: Redis at {where}: {exc}")
+        return EXIT_FAILED
+    finally:
+        restore()
+    c = fleet.counters()
+    write(
+        f"errwire worker stopped: received={c['received']} delivered={c['delivered']} "
+        f"deduplicated={c['deduplicated']} rate_limited={c['rate_limited']} "
+        f"spooled={c['spooled']} rejected={c['rejected']} reclaimed={c['reclaimed']} "
+        f"failed sends={c['failed']}"
+    )
+    return EXIT_OK
+
+
+def _stop_on_signals(stop: threading.Event, announce: Callable[[str], None]) -> Callable[[], None]:
     """SIGINT and SIGTERM set ``stop`` (main thread only); returns the undo."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
-    previous = {
-        sig: signal.signal(sig, lambda _signum, _frame: stop.set())
-        for sig in (signal.SIGINT, signal.SIGTERM)
-    }
+
+    def stop_now(signal_name: str) -> None:
+        announce(signal_name)
+        stop.set()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        # Setting the event in the handler could deadlock if the signal interrupted
+        # the main thread while it held the event's own lock: another thread sets it.
+        name = signal.Signals(signum).name
+        threading.Thread(target=stop_now, args=(name,), name="errwire-stop", daemon=True).start()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def restore() -> None:
         for sig, handler in previous.items():
@@ -305,8 +442,8 @@ def join_runtime(
                 if _started_by is not None and _started_by[0] == running.runtime_id:
                     starter = _started_by[1]
                 details = "; ".join(
-                    f"{owner} sets {label(n)}={getattr(config, n)!r}, "
-                    f"the runtime has {getattr(running.config, n)!r}"
+                    f"{owner} sets {label(n)}={_shown(getattr(config, n))}, "
+                    f"the runtime has {_shown(getattr(running.config, n))}"
                     for n in conflicts
                 )
                 raise RuntimeError(
@@ -319,3 +456,10 @@ def join_runtime(
         runtime = _api.init(config=config, use_env=False)
         _started_by = (runtime.runtime_id, owner)
         return runtime, True
+
+
+def _shown(value: object) -> str:
+    """An option's value for an error message: URLs (bus, DSN) without a password."""
+    if isinstance(value, str) and "://" in value:
+        return repr(redact_url(value))
+    return repr(value)

@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
-__all__ = ["ENV_PREFIX", "Config", "config_from_env", "make_config"]
+__all__ = ["ENV_PREFIX", "Config", "config_from_env", "make_config", "redact_url"]
 
 ENV_PREFIX = "ERRWIRE_"
 
@@ -66,6 +66,9 @@ class Config:
     scrub_allow_keys: tuple[str, ...] = ()
     scrub_host_mode: HostMode = "category"
     capture_log_level: str = "error"
+    bus: str = "inprocess"
+    bus_max_length: int = 100_000
+    bus_reclaim_seconds: float = 60.0
 
     def __post_init__(self) -> None:
         _validate(self, lambda name: name)
@@ -88,6 +91,11 @@ class Config:
     @property
     def resolved_project_root(self) -> str:
         return os.path.abspath(self.project_root or os.getcwd())
+
+    @property
+    def redis_url(self) -> str | None:
+        """The Redis URL when the bus runs on Redis Streams; None for the in-process bus."""
+        return None if self.bus == "inprocess" else self.bus
 
     @property
     def burst(self) -> int:
@@ -204,6 +212,9 @@ def _validate(cfg: Config, label: Callable[[str], str]) -> None:
         for p in cmap
     ):
         raise _fail(label("component_map"), "a mapping of module prefix to component name", cmap)
+    _check_bus(cfg.bus, label("bus"))
+    check_int("bus_max_length", 100)
+    check_float("bus_reclaim_seconds", 0.0, strict=True)
     if cfg.resolved_transport == "sentry" and not cfg.dsn:
         raise _fail(label("dsn"), "set when transport is 'sentry'", cfg.dsn)
 
@@ -227,6 +238,49 @@ def _check_dsn(dsn: str, label: str) -> None:
         ok = False
     if not ok:
         raise _fail(label, "a Sentry DSN like 'https://<key>@<host>/<project id>'", dsn)
+
+
+_BUS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def _check_bus(bus: object, label: str) -> None:
+    """``inprocess`` or a Redis URL; the URL is parsed here so a typo fails at startup."""
+    if bus == "inprocess":
+        return
+    expected = "'inprocess' or a Redis URL like 'redis://host:6379/0'"
+    if not isinstance(bus, str) or not bus.startswith(_BUS_SCHEMES):
+        raise _fail(label, expected, redact_url(bus) if isinstance(bus, str) else bus)
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(bus)
+        ok = bool(parts.hostname) if parts.scheme != "unix" else bool(parts.path)
+        ok = ok and (parts.scheme == "unix" or parts.port is None or parts.port > 0)
+        db = parts.path.strip("/") if parts.scheme != "unix" else "0"
+        ok = ok and (db == "" or db.isdigit())
+    except ValueError:
+        ok = False
+    if not ok:
+        raise _fail(label, expected, redact_url(bus))
+    import importlib.util
+
+    if importlib.util.find_spec("redis") is None:
+        raise ValueError(
+            f"errwire option {label} selects the Redis bus, which needs the redis package: "
+            "pip install 'errwire[redis]'"
+        )
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password (safe to print in errors and status)."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not sep or not at:
+        return url
+    user = userinfo.partition(":")[0]
+    return (
+        f"{scheme}{sep}{user}:***@{host}" if ":" in userinfo else f"{scheme}{sep}{userinfo}@{host}"
+    )
 
 
 def _coerce(name: str, value: Any, label: str) -> Any:

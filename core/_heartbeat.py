@@ -13,13 +13,13 @@ import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from ._clock import Clock, SystemClock
 from ._outbox import open_outbox_db
 from ._sqlite import SharedConnection, from_json, to_json, write_transaction
 
-__all__ = ["HeartbeatWriter", "RuntimeHeartbeat", "read_heartbeats"]
+__all__ = ["HeartbeatSink", "HeartbeatWriter", "RuntimeHeartbeat", "read_heartbeats"]
 
 _READ_TIMEOUT = 5.0
 
@@ -35,6 +35,14 @@ class RuntimeHeartbeat:
     stale: bool  # not updated for longer than stale_after, and never said goodbye
     final: bool  # written at shutdown: the runtime ended cleanly
     snapshot: dict[str, Any]
+
+
+class HeartbeatSink(Protocol):
+    """Where a runtime's heartbeats go: this SQLite writer, or Redis in Redis mode."""
+
+    def write(self, snapshot: Mapping[str, Any], *, final: bool = False) -> Any: ...
+
+    def close(self) -> None: ...
 
 
 class HeartbeatWriter:

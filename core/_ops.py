@@ -31,6 +31,7 @@ __all__ = [
     "render_status",
     "replay_outbox",
     "run_worker",
+    "runtime_problems",
     "send_test_event",
 ]
 
@@ -92,6 +93,11 @@ class FleetReport:
             "totals": self.totals,
             "runtimes": [r.as_dict() for r in self.runtimes],
         }
+
+
+def runtime_problems(beat: RuntimeHeartbeat, failure_rate: float = 0.5) -> list[str]:
+    """Why a runtime is unhealthy (empty when it is fine)."""
+    return _problems(beat, failure_rate)
 
 
 def _problems(beat: RuntimeHeartbeat, failure_rate: float) -> list[str]:
@@ -226,6 +232,7 @@ def send_test_event(
         sample_rate=1.0,
         breaker_failure_threshold=1_000_000,
         send_timeout_seconds=min(config.send_timeout_seconds, timeout),
+        bus="inprocess",  # the test is of the destination, from here, even in Redis mode
     )
     runtime = Runtime(test_config, transport=recording, spool=False)
     try:

@@ -12,6 +12,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from ._activity import Activity, OutcomeMap
 from ._clock import Clock
 from ._config import Config
 from ._counter import Counter, CounterMap
@@ -80,6 +81,12 @@ class Pipeline:
         self.sampler = Sampler(config.sample_rate, rng)
         self.stats = PipelineStats()
         self.component_rate_limited = CounterMap()
+        results = delivery.stats.results
+        self.activity = Activity(
+            results if isinstance(results, OutcomeMap) else None,
+            destination=delivery.transport.name,
+            spools=delivery.outbox is not None,
+        )
 
     def consume(self, event: Event) -> None:
         self.stats.processed.bump()
@@ -94,16 +101,18 @@ class Pipeline:
             return
         if payload is not None:
             self.delivery.deliver(payload)
+        self.activity.record(event, payload)
         if self.on_idle is not None:
             self.on_idle()
         if payload is None:
             return
         if self.delivery.outbox_pending and self.delivery.breaker.state == "closed":
             self.delivery.replay()
+            self.activity.sent_other()
 
     def prepare(self, event: Event) -> Payload | None:
         """Run the safeguards; the scrubbed payload, or None when a stage suppressed it."""
-        stack = self.builder.frames(event.frames)
+        stack = self.builder.stack(event.frames)
         component, _, _ = self.builder.classify(event, stack)
         self.stats.components.bump(component)
         assert event.fingerprint is not None
@@ -124,6 +133,7 @@ class Pipeline:
             self.on_idle()
         if self.delivery.outbox_pending is None or self.delivery.outbox_pending:
             self.delivery.replay()
+            self.activity.sent_other()
 
     def components_snapshot(self) -> dict[str, dict[str, Any]]:
         seen = self.stats.components.values()

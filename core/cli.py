@@ -41,6 +41,8 @@ examples:
   errwire test --dsn https://KEY@sentry.example.com/42
   errwire replay --dry-run           what waits in the outbox (sends nothing)
   errwire worker                     deliver the outbox in the foreground
+  errwire worker --redis redis://cache:6379/0   one of the fleet's delivery workers
+  errwire status --redis redis://cache:6379/0   the whole fleet: stream, workers, totals
 
 Run "errwire COMMAND --help" for a command's options.
 
@@ -55,6 +57,7 @@ def _config(args: argparse.Namespace) -> Config:
         make_config({}, use_env=True),
         dsn=getattr(args, "dsn", None),
         outbox=getattr(args, "outbox", None),
+        redis=getattr(args, "redis", None) if args.command == "worker" else None,
     )
 
 
@@ -73,7 +76,7 @@ def _status(args: argparse.Namespace, config: Config) -> int:
             stale_after=args.stale_after,
         )
 
-    if args.watch is None or args.redis is not None:
+    if args.watch is None:
         out = produce()
         (_print if out.exit_code != _commands.EXIT_USAGE else _error)(out.text)
         return out.exit_code
@@ -144,12 +147,17 @@ def build_parser() -> argparse.ArgumentParser:
         "Every errwire runtime writes a heartbeat into the outbox database every few\n"
         "seconds. This lists them: queue depth, circuit breaker, delivered and spooled\n"
         "events, and problems (stale heartbeat, open breaker, high failure rate).\n"
-        "Exits 1 if any live process is unhealthy: usable as a health check.",
+        "Exits 1 if any live process is unhealthy: usable as a health check.\n"
+        "With the Redis bus (--redis URL or ERRWIRE_BUS) it shows the whole fleet:\n"
+        "stream length, consumer group lag and pending, each worker's rate and health,\n"
+        "and the fleet-wide totals.",
     )
     where = status.add_mutually_exclusive_group()
     where.add_argument("--outbox", metavar="PATH", help=outbox_help)
     where.add_argument(
-        "--redis", metavar="URL", help="read heartbeats from Redis (not available yet)"
+        "--redis",
+        metavar="URL",
+        help="the fleet in Redis: stream, consumer group, every process (default: ERRWIRE_BUS)",
     )
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
     status.add_argument(
@@ -203,10 +211,18 @@ def build_parser() -> argparse.ArgumentParser:
         "Run a delivery worker in the foreground until Ctrl-C or SIGTERM.",
         "It replays the outbox whenever the destination accepts events and writes a\n"
         "heartbeat, so it shows up in `errwire status`. Useful beside processes that\n"
-        "exit too quickly to deliver, and to drain an outbox after an outage.",
+        "exit too quickly to deliver, and to drain an outbox after an outage.\n"
+        "With the Redis bus (--redis URL or ERRWIRE_BUS) it is one of the fleet's\n"
+        "workers: it reads the stream in the consumer group, applies the fleet-wide\n"
+        "dedup and rate limits, delivers, and acks; run as many as you like.",
     )
     worker.add_argument("--outbox", metavar="PATH", help=outbox_help)
     worker.add_argument("--dsn", metavar="DSN", help=dsn_help)
+    worker.add_argument(
+        "--redis",
+        metavar="URL",
+        help="consume the Redis stream the web processes forward to (default: ERRWIRE_BUS)",
+    )
     worker.add_argument(
         "--shutdown-timeout",
         metavar="SECONDS",

@@ -37,6 +37,14 @@ def capture_events(**options: Any) -> Iterator[list[Payload]]:
     if started_here:
         runtime = _api.init(transport=memory, use_env=False, **options)
     assert runtime is not None
+    if runtime.forwarder is not None:
+        # In Redis mode this process's events leave through the stream and are
+        # delivered by worker processes: there is no transport here to swap.
+        raise RuntimeError(
+            "errwire.testing.capture_events() needs the in-process bus, but the running "
+            "runtime forwards to Redis (option 'bus'). Run tests without ERRWIRE_BUS, "
+            "or call errwire.shutdown() before capture_events()."
+        )
     previous = runtime.delivery.transport
     was_enabled = _api.is_enabled()
     if not started_here:

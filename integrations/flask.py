@@ -8,6 +8,10 @@ option upper-cased with the prefix (``ERRWIRE_DSN``, ``ERRWIRE_QUEUE_SIZE``,
 ``ERRWIRE_CAPTURE_4XX``        also report 4xx responses (as warnings); default ``False``
 ``ERRWIRE_COMPONENT``          component for this app's request errors; default: detected
 ``ERRWIRE_FLUSH_ON_TEARDOWN``  ``True`` or seconds: flush when an app context ends; default never
+``ERRWIRE_USER_ID``            a callable returning the current user's id (or ``None``); it
+                               wins over ``Errwire(user_id=...)``
+``ERRWIRE_TELEMETRY_PATH``     serve ``status.json`` and ``metrics`` under this path; default none
+``ERRWIRE_TELEMETRY_TOKEN``    the bearer token those endpoints require (with the path)
 
 A process has one errwire runtime. The first app set up starts it with its
 settings; a later app joins it and must not ask for different runtime options
@@ -17,13 +21,19 @@ app config, as they do over ``errwire.init()``.
 
 Per request, the extension's WSGI wrapper (``app.wsgi_app``, the way Flask
 documents middleware) sets a lazy request snapshot that is read only if an
-error is captured. Unhandled exceptions are captured once, from Flask's
+error is captured. The user it names comes from, in order: the ``user_id``
+callable (config key or ``Errwire(user_id=...)``), called in the request when
+an event is captured; flask-login's user, if flask-login already loaded it in
+this request (errwire never imports flask-login, nor makes it load a user);
+the server's ``REMOTE_USER``. Like every user id it is hashed unless
+``ERRWIRE_SEND_DEFAULT_PII`` is on. Unhandled exceptions are captured once, from Flask's
 ``got_request_exception`` signal. The ``flask errwire`` command group has the
 same commands as the ``errwire`` console script, using this app's settings.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import logging
 import sys
@@ -32,7 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import click
-from flask import Flask, Response, current_app
+from flask import Flask, Response, current_app, g, has_app_context
 from flask.cli import AppGroup
 from flask.signals import got_request_exception
 from werkzeug.exceptions import HTTPException
@@ -41,14 +51,23 @@ from errwire import _api, _commands
 from errwire._config import FIELDS, Config, make_config
 from errwire._context import _request as _request_var
 from errwire._context import current_request
+from errwire._internal import internal_error
 from errwire._request import request_info
 
 __all__ = ["AppSettings", "Errwire", "ErrwireState", "cli", "read_settings"]
 
 KEY = "errwire"
 PREFIX = "ERRWIRE_"
-_APP_KEYS = ("capture_4xx", "component", "flush_on_teardown")
+_APP_KEYS = (
+    "capture_4xx",
+    "component",
+    "flush_on_teardown",
+    "telemetry_path",
+    "telemetry_token",
+    "user_id",
+)
 _WSGIApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
+UserId = Callable[[], object]
 # The contextvar's own methods: a wrapper function per request is measurable here.
 _set_request = _request_var.set
 _reset_request = _request_var.reset
@@ -65,6 +84,9 @@ class AppSettings:
     capture_4xx: bool = False
     component: str | None = None
     flush_on_teardown: float | None = None  # seconds; None: never
+    telemetry_path: str | None = None  # serve status.json and metrics under it (bearer token)
+    telemetry_token: str | None = None
+    user_id: UserId | None = None  # returns the current user's id; called only on capture
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +99,15 @@ class ErrwireState:
 
 
 class Errwire:
-    """The extension. Holds no app: everything lives in ``app.extensions["errwire"]``."""
+    """The extension. Holds no app: everything lives in ``app.extensions["errwire"]``.
 
-    def __init__(self, app: Flask | None = None) -> None:
+    ``user_id``: a callable returning the current user's id (or ``None``), for
+    every app this extension is set up on; an app's ``ERRWIRE_USER_ID`` wins."""
+
+    def __init__(self, app: Flask | None = None, *, user_id: UserId | None = None) -> None:
+        if user_id is not None and not callable(user_id):
+            raise TypeError(f"Errwire(user_id=...) must be a callable; got {user_id!r}")
+        self.user_id = user_id
         if app is not None:
             self.init_app(app)
 
@@ -90,6 +118,8 @@ class Errwire:
                 "call Errwire(app) or init_app(app) once per app."
             )
         config, settings, explicit = read_settings(app.config)
+        if settings.user_id is None and self.user_id is not None:
+            settings = dataclasses.replace(settings, user_id=self.user_id)
         active = config.enabled
         if active:  # may raise: another app started the runtime with other options
             _commands.join_runtime(config, explicit, owner=f"Flask app {app.name!r}", label=_label)
@@ -97,13 +127,18 @@ class Errwire:
         app.cli.add_command(cli)
         if not active:
             return
-        app.wsgi_app = _RequestScope(app.wsgi_app)  # type: ignore[method-assign]
+        app.wsgi_app = _RequestScope(app.wsgi_app, settings)  # type: ignore[method-assign]
         got_request_exception.connect(_on_exception, app)
         app.logger.addFilter(_mark_captured_records)
         if settings.capture_4xx:
             app.after_request(_report_4xx)
         if settings.flush_on_teardown is not None:
             app.teardown_appcontext(_Flush(settings.flush_on_teardown))
+        if settings.telemetry_path is not None and settings.telemetry_token is not None:
+            from ._telemetry_http import register_flask
+
+            outbox = config.resolved_outbox_path
+            register_flask(app, settings.telemetry_path, settings.telemetry_token, outbox)
 
     @staticmethod
     def state(app: Flask) -> ErrwireState:
@@ -150,7 +185,15 @@ def _app_settings(values: Mapping[str, Any]) -> AppSettings:
         seconds = float(flush)
     else:
         raise _invalid("flush_on_teardown", "True, False or a number of seconds > 0", flush)
-    return AppSettings(capture_4xx, component, seconds)
+    from ._telemetry_http import flask_settings
+
+    telemetry_path, telemetry_token = flask_settings(dict(values))
+    user_id = values.get("user_id")
+    if user_id is not None and not callable(user_id):
+        raise _invalid("user_id", "a callable returning the user's id, or None", user_id)
+    return AppSettings(
+        capture_4xx, component, seconds, telemetry_path, telemetry_token, user_id=user_id
+    )
 
 
 def _invalid(name: str, expected: str, value: object) -> ValueError:
@@ -161,10 +204,11 @@ def _invalid(name: str, expected: str, value: object) -> ValueError:
 class _FlaskRequest:
     """The lazy snapshot: holds the WSGI environ until the request ends; read on capture."""
 
-    __slots__ = ("captured", "environ")
+    __slots__ = ("captured", "environ", "settings")
 
-    def __init__(self, environ: dict[str, Any]) -> None:
+    def __init__(self, environ: dict[str, Any], settings: AppSettings) -> None:
         self.environ: dict[str, Any] | None = environ
+        self.settings = settings
         self.captured: BaseException | None = None
 
     def extract(self) -> dict[str, Any]:
@@ -181,9 +225,35 @@ class _FlaskRequest:
             query_string=environ.get("QUERY_STRING"),
             headers=_headers(environ),
             client=environ.get("REMOTE_ADDR"),
-            user_id=environ.get("REMOTE_USER"),
+            user_id=self.user_id(environ),
             send_default_pii=bool(runtime and runtime.config.send_default_pii),
         )
+
+    def user_id(self, environ: Mapping[str, Any]) -> object:
+        """The hook's answer, else flask-login's loaded user, else ``REMOTE_USER``."""
+        hook = self.settings.user_id
+        if hook is not None:
+            try:
+                return hook()
+            except Exception as exc:  # the app's hook failed: report it, keep the event
+                internal_error("Flask user_id callable", exc)
+                return None
+        user = _login_user()
+        if user is not None:
+            return user
+        return environ.get("REMOTE_USER")
+
+
+def _login_user() -> object:
+    """flask-login's user id, only if flask-login is in use and already loaded the
+    user in this request: reading ``current_user`` could query the database."""
+    if "flask_login" not in sys.modules or not has_app_context():
+        return None
+    user = g.get("_login_user")
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    get_id = getattr(user, "get_id", None)
+    return get_id() if callable(get_id) else None
 
 
 def _headers(environ: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
@@ -197,15 +267,16 @@ def _headers(environ: Mapping[str, Any]) -> Iterable[tuple[str, str]]:
 class _RequestScope:
     """WSGI wrapper: a fresh snapshot per request, always reset (and invalidated) after."""
 
-    __slots__ = ("wsgi_app",)
+    __slots__ = ("settings", "wsgi_app")
 
-    def __init__(self, wsgi_app: _WSGIApp) -> None:
+    def __init__(self, wsgi_app: _WSGIApp, settings: AppSettings | None = None) -> None:
         self.wsgi_app = wsgi_app
+        self.settings = settings or AppSettings()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         if not _api._enabled:
             return self.wsgi_app(environ, start_response)
-        request = _FlaskRequest(environ)
+        request = _FlaskRequest(environ, self.settings)
         token = _set_request(request)
         try:
             return self.wsgi_app(environ, start_response)
@@ -307,7 +378,9 @@ _dsn_option = click.option(
 
 @cli.command("status")
 @_outbox_option
-@click.option("--redis", metavar="URL", help="read heartbeats from Redis (not available yet)")
+@click.option(
+    "--redis", metavar="URL", help="the fleet in Redis (default: ERRWIRE_BUS when it is Redis)"
+)
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
 @click.option(
     "--watch",
@@ -336,7 +409,7 @@ def status_command(
             config, outbox_path=outbox, redis_url=redis, as_json=as_json, stale_after=stale_after
         )
 
-    if watch is None or redis is not None:
+    if watch is None:
         _finish(produce())
     else:
         code = _commands.watch(produce, interval=watch, write=click.echo)
@@ -377,14 +450,22 @@ def replay_command(
 @_outbox_option
 @_dsn_option
 @click.option(
+    "--redis",
+    metavar="URL",
+    help="consume the Redis stream (default: ERRWIRE_BUS when it is Redis)",
+)
+@click.option(
     "--shutdown-timeout",
     metavar="SECONDS",
     type=click.FloatRange(min=0, min_open=True),
     help="time to finish delivering on stop",
 )
-def worker_command(outbox: str | None, dsn: str | None, shutdown_timeout: float | None) -> None:
-    """Deliver the outbox in the foreground until Ctrl-C or SIGTERM."""
-    config = _overrides(dsn=dsn, outbox=outbox)
+def worker_command(
+    outbox: str | None, dsn: str | None, redis: str | None, shutdown_timeout: float | None
+) -> None:
+    """Deliver in the foreground until Ctrl-C or SIGTERM: the outbox, or with the
+    Redis bus the stream the web processes forward to."""
+    config = _overrides(dsn=dsn, outbox=outbox, redis=redis)
     _api.shutdown()  # this process's runtime (started with the app) is idle: the worker is it
     code = _commands.worker(config, write=click.echo, shutdown_timeout=shutdown_timeout)
     click.get_current_context().exit(code)

@@ -9,11 +9,14 @@ errwire.E004            malformed DSN (``ERRWIRE["DSN"]`` or ``ERRWIRE_DSN``)
 errwire.E005            ``TRANSPORT`` is ``"sentry"`` but no DSN is set
 errwire.E006            a DSN selects Sentry but ``sentry-sdk`` is not installed
 errwire.E007            the outbox (or local sink) database cannot be written
+errwire.E008            ``BUS`` is a Redis URL but the ``redis`` package is not installed
 errwire.W001            ``ErrwireMiddleware`` is not in ``MIDDLEWARE``
 errwire.W002            ``ErrwireMiddleware`` is above a middleware whose
                         ``process_exception`` may turn exceptions into responses
 errwire.W003            enabled with neither a DSN nor the local sink
                         (``TRANSPORT = "memory"``: events are lost at exit)
+errwire.W004            the dashboard is routed but ``AuthenticationMiddleware``
+                        is not in ``MIDDLEWARE`` (nobody can log in to it)
 ======================  ==========================================================
 """
 
@@ -33,7 +36,7 @@ from errwire._config import ENV_PREFIX, FIELDS, Config, config_from_env, make_co
 
 from . import conf
 
-__all__ = ["MIDDLEWARE_PATH", "check_middleware", "check_settings", "register"]
+__all__ = ["MIDDLEWARE_PATH", "check_dashboard", "check_middleware", "check_settings", "register"]
 
 MIDDLEWARE_PATH = "errwire.integrations.django.middleware.ErrwireMiddleware"
 _README = "See the Django section of errwire's README for every option and its default."
@@ -44,6 +47,7 @@ _PLACEHOLDER = Config(dsn="https://key@errwire.invalid/1")
 def register() -> None:
     checks.register(check_settings, "errwire")
     checks.register(check_middleware, "errwire")
+    checks.register(check_dashboard, "errwire")
 
 
 def _invalid(name: str, value: Any, label: Any) -> str | None:
@@ -71,14 +75,9 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     options: dict[str, Any] = {}
     for key, value in raw.items():
         if key in conf.INTEGRATION_DEFAULTS:
-            if not isinstance(value, bool):
-                errors.append(
-                    Error(
-                        f"errwire option {conf.label(key)} must be True or False; got {value!r}",
-                        hint="Use True or False.",
-                        id="errwire.E003",
-                    )
-                )
+            bad = conf.integration_problem(key, value)
+            if bad is not None:
+                errors.append(Error(bad[0], hint=bad[1], id="errwire.E003"))
         elif isinstance(key, str) and key.isupper() and key.lower() in FIELDS:
             options[key.lower()] = value
         else:
@@ -126,6 +125,13 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
 
 
 def _bad_value(name: str, message: str, *, source: str) -> Error:
+    if name == "bus" and "needs the redis package" in message:
+        return Error(
+            message,
+            hint="pip install 'errwire[redis]' (or set BUS to \"inprocess\" to keep the "
+            "bus inside each process).",
+            id="errwire.E008",
+        )
     if name == "dsn":
         return Error(
             message,
@@ -226,6 +232,30 @@ def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
                 )
             )
     return found
+
+
+AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
+
+
+def check_dashboard(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The dashboard needs logged-in users: without the auth middleware nobody has one."""
+    from django.urls import NoReverseMatch, reverse
+
+    try:
+        reverse("errwire:dashboard")
+    except (NoReverseMatch, ImportError):
+        return []  # not routed (or the URLconf is broken: Django reports that itself)
+    if AUTH_MIDDLEWARE in [str(m) for m in getattr(settings, "MIDDLEWARE", None) or ()]:
+        return []
+    return [
+        Warning(
+            "The errwire dashboard is routed but AuthenticationMiddleware is not in "
+            "MIDDLEWARE: nobody can log in to see it.",
+            hint=f'Add "{AUTH_MIDDLEWARE}" (and django.contrib.auth, sessions) to the '
+            'project, or read status.json and metrics with ERRWIRE["DASHBOARD_TOKEN"].',
+            id="errwire.W004",
+        )
+    ]
 
 
 def _import(path: str) -> Any:

@@ -101,8 +101,8 @@ def test_status_outbox_redis_and_watch(
     elsewhere = str(tmp_path / "other.sqlite3")
     code, out, _ = _run(capsys, "status", "--outbox", elsewhere)
     assert code == 0 and elsewhere in out
-    code, out, err = _run(capsys, "status", "--redis", "redis://127.0.0.1/0")
-    assert code == 2 and "Redis mode is not available yet" in err and out == ""
+    code, out, _ = _run(capsys, "status", "--redis", "redis://127.0.0.1:1/0")  # nobody there
+    assert code == 1 and "cannot read the fleet status from Redis" in out
     with pytest.raises(SystemExit) as both:
         cli.main(["status", "--outbox", elsewhere, "--redis", "redis://x"])
     assert both.value.code == 2 and "not allowed with" in capsys.readouterr().err
@@ -284,6 +284,24 @@ def test_join_runtime_starts_once_then_joins(data_dir: str) -> None:
         )
     # Options the caller did not set itself are not compared.
     _commands.join_runtime(config.replace(queue_size=60), [], owner="app four", label=_label)
+
+
+def test_join_runtime_conflicts_never_print_a_password(data_dir: str) -> None:
+    errwire.init(
+        data_dir=data_dir,
+        transport=errwire.MemoryTransport(),
+        dsn="https://public@sentry.example/1",
+        use_env=False,
+    )
+    with pytest.raises(RuntimeError) as raised:
+        _commands.join_runtime(
+            make_config({"data_dir": data_dir, "dsn": "https://public:hunter2@other.example/2"}),
+            ["dsn"],
+            owner="x",
+            label=_label,
+        )
+    assert "hunter2" not in str(raised.value)
+    assert "https://public:***@other.example/2" in str(raised.value)
 
 
 def test_join_runtime_names_errwire_init_as_the_starter(data_dir: str) -> None:

@@ -63,8 +63,8 @@ def test_status_options(make_app: MakeApp, tmp_path: Any, monkeypatch: pytest.Mo
     app = make_app()
     other = str(tmp_path / "elsewhere.sqlite3")
     assert other in _invoke(app, "status", "--outbox", other).output
-    redis = _invoke(app, "status", "--redis", "redis://127.0.0.1:6379/0")
-    assert redis.exit_code == 2 and "Redis mode is not available yet" in redis.output
+    redis = _invoke(app, "status", "--redis", "redis://127.0.0.1:1/0")  # nobody listens there
+    assert redis.exit_code == 1 and "cannot read the fleet status from Redis" in redis.output
     both = _invoke(app, "status", "--outbox", other, "--redis", "redis://x")
     assert both.exit_code == 2 and "mutually exclusive" in both.output
     waits: list[float] = []
