@@ -13,7 +13,8 @@ MODULES := $(VENV)/.modules
 help:
 	@echo "make demo   - set everything up and run the demo project (local SQLite sink)"
 	@echo "make test   - set everything up and run lint, type checks and the test suite"
-	@echo "make bench  - run the benchmark suite side by side with sentry-sdk"
+	@echo "make bench  - every benchmark beside sentry-sdk and OpenTelemetry; writes benchmarks/RESULTS.md (<15 min)"
+	@echo "make bench-quick - the same, rough, in under a minute"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)

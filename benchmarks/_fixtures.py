@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from typing import Any
 
@@ -50,3 +51,15 @@ def activate(runtime: Runtime | None) -> None:
     """Make ``runtime`` the process's runtime (None: telemetry off) without side effects."""
     _api._runtime = runtime
     _api._enabled = runtime is not None
+
+
+def sentry_init(**options: Any) -> None:
+    """``sentry_sdk.init(**options)``. A full run keeps sentry-sdk's defaults; a
+    quick or smoke run (``BENCH_MODE``, set by the runner) turns its auto-enabling
+    integrations off: they import every supported library that is installed, about
+    a second of start-up in every process, and a quick run starts dozens."""
+    import sentry_sdk
+
+    if os.environ.get("BENCH_MODE", "full") != "full":
+        options.setdefault("auto_enabling_integrations", False)
+    sentry_sdk.init(**options)

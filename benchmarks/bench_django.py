@@ -1,7 +1,6 @@
-"""Per-request overhead of errwire's Django middleware and of sentry-sdk's Django
-integration, on a hello-world view, under WSGI and ASGI.
-
-``python -m benchmarks.bench_django [--quick] [--json]``
+"""Per-request overhead (scenario 8) of errwire's Django middleware, sentry-sdk's
+Django integration and OpenTelemetry's WSGI / ASGI middleware, on a hello-world
+view, under WSGI and ASGI.
 
 Django's own handlers are called directly: ``WSGIHandler`` with a prebuilt
 environ (copied per request) and a no-op ``start_response``, the response
@@ -13,6 +12,8 @@ times a batch of requests in process CPU time (all threads: Django's ASGI
 handler hops to a thread to close each response), with the garbage collector
 off as in ``timeit``; values are medians over the rounds.
 
+Each side runs in its own process (``python -m benchmarks`` interleaves them):
+
 * errwire: three handlers in one process (the app in ``INSTALLED_APPS``, the
   runtime started by ``AppConfig.ready()``): the bare project, the project
   with a do-nothing middleware of the same shape (what Django charges for any
@@ -21,22 +22,23 @@ off as in ``timeit``; values are medians over the rounds.
   order rotating; overheads are medians of the per-round differences, shown
   with half their interquartile range. The verdict is "within noise" when that
   range straddles the budget. errwire patches nothing, so the other handlers
-  are untouched by it.
-* "middleware layer alone": ``ErrwireMiddleware`` around a do-nothing
+  are untouched by it. Then ``ErrwireMiddleware`` around a do-nothing
   ``get_response`` against that callable alone: errwire's own cost without
   Django's per-middleware wrapper and without the framework's noise.
-* sentry-sdk patches Django's classes at ``init``, so it runs in a process of
-  its own: initialised with a dummy DSN, a transport that discards envelopes
-  and its Django integration, errors only (its default), and again with
-  tracing (``traces_sample_rate=1.0``). Its overhead is its median minus the
-  bare median measured in that same process before ``init``.
+* sentry-sdk patches Django's classes at ``init``: the bare project is timed
+  first, then ``sentry_sdk.init`` with a dummy DSN, a transport that discards
+  envelopes and its Django integration, errors only (its default), or with
+  tracing (``traces_sample_rate=1.0``).
+* OpenTelemetry: the SDK's ``TracerProvider`` with a ``BatchSpanProcessor`` and
+  an exporter that discards; the handler wrapped in ``OpenTelemetryMiddleware``
+  (opentelemetry-instrumentation-wsgi / -asgi), timed alternately with the bare
+  handler.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
-import statistics
 import sys
 import tempfile
 from collections.abc import Callable
@@ -46,15 +48,25 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
-from benchmarks._harness import Run, http_scope, run_one
-from benchmarks._harness import main as _main
-from benchmarks._harness import sentry_available as _sentry_available
-from benchmarks._harness import start_response as _start_response
-from benchmarks._harness import timed as _timed
-from benchmarks._harness import us as _us
+from ._fixtures import sentry_init
+from ._harness import (
+    PEERS,
+    Run,
+    compared,
+    discard_transport,
+    http_scope,
+    otel_tracer_provider,
+    peer_measure,
+    request_rows,
+    sizes,
+)
+from ._harness import start_response as _start_response
+from ._registry import Job, Mode, Results, Row, Scenario, Side
+
+__all__ = ["PassThrough", "measure_side", "scenarios", "urlpatterns"]
 
 STACKS = ("wsgi", "asgi")
-SENTRY_VARIANTS = ("sentry-sdk", "sentry-sdk + tracing")
+SIDES = ("errwire", "sentry-sdk", "sentry-sdk + tracing", "opentelemetry")
 BUDGET_NS = 2000.0
 MIDDLEWARE = "errwire.integrations.django.middleware.ErrwireMiddleware"
 PASS_THROUGH = "benchmarks.bench_django.PassThrough"
@@ -234,163 +246,88 @@ def _layer_runners(stack: str) -> tuple[Run, Run]:
 # ----------------------------------------------------------------------------- measuring
 
 
-def _paired(bare: Run, errwire: Run, requests: int, rounds: int) -> dict[str, float]:
-    return _compared({"bare": bare, "errwire": errwire}, requests, rounds)
-
-
-def _compared(runs: dict[str, Run], requests: int, rounds: int) -> dict[str, float]:
-    """Medians per variant, and of the per-round differences against "bare"."""
-    for run in runs.values():
-        run(max(200, requests // 10))  # warm up: first-request setup, caches
-    names = list(runs)
-    values: dict[str, list[float]] = {name: [] for name in names}
-    for index in range(rounds):
-        shift = index % len(names)  # rotate the order: no variant always runs first
-        for name in names[shift:] + names[:shift]:
-            values[name].append(_timed(runs[name], requests))
-    result = {name: statistics.median(found) for name, found in values.items()}
-
-    def difference(key: str, base: str, name: str) -> None:
-        diffs = [y - x for x, y in zip(values[base], values[name], strict=True)]
-        result[key] = statistics.median(diffs)
-        q1, _, q3 = statistics.quantiles(diffs, n=4)
-        result[f"{key}_spread"] = (q3 - q1) / 2  # half the interquartile range
-
-    for name in names[1:]:
-        difference(f"{name}_overhead", "bare", name)
-    if "pass_through" in values:
-        difference("errwire_over_pass_through", "pass_through", "errwire")
-    result["overhead"] = result["errwire_overhead"]
-    result["overhead_spread"] = result["errwire_overhead_spread"]
-    return result
-
-
-def verdict(overhead: float, spread: float) -> str:
-    """pass / miss against the budget, or "within noise" when the spread of the
-    per-round differences straddles it (a loaded machine cannot resolve it)."""
-    if overhead + spread <= BUDGET_NS:
-        return "pass"
-    if overhead - spread > BUDGET_NS:
-        return "miss"
-    return "within noise"
-
-
 def _init_sentry(tracing: bool) -> None:
-    import sentry_sdk
     from sentry_sdk.integrations.django import DjangoIntegration
-    from sentry_sdk.transport import Transport
 
-    class Discard(Transport):
-        def capture_envelope(self, envelope: Any) -> None:
-            return None
-
-    sentry_sdk.init(
+    sentry_init(
         dsn="https://public@127.0.0.1/1",
-        transport=Discard,
+        transport=discard_transport(),
         integrations=[DjangoIntegration()],
         traces_sample_rate=1.0 if tracing else None,
     )
 
 
-def measure(stack: str, variant: str, requests: int, rounds: int) -> dict[str, float]:
-    """What one subprocess measures (see the module docstring)."""
-    if variant in SENTRY_VARIANTS:
+def _otel(stack: str) -> Run:
+    otel_tracer_provider()
+    if stack == "wsgi":
+        from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
+
+        return _runner(stack, OpenTelemetryMiddleware(_handler(stack, [])))
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware as Asgi
+
+    return _runner(stack, Asgi(_handler(stack, [])))
+
+
+def measure_side(stack: str, side: str, mode: Mode) -> dict[str, Any]:
+    """What one side measures, in this process (see the module docstring)."""
+    requests, rounds, _ = sizes(mode)
+    if stack == "asgi":
+        requests = max(20, requests // 5)  # an event loop turn and a thread hop per request
+    if side != "errwire":
         _setup_django(with_errwire_app=False)
         bare = _runner(stack, _handler(stack, []))
-        bare(max(200, requests // 10))
-        bare_median = statistics.median(_timed(bare, requests) for _ in range(rounds))
-        _init_sentry(tracing="tracing" in variant)
-        run = _runner(stack, _handler(stack, []))
-        run(max(200, requests // 10))
-        value = statistics.median(_timed(run, requests) for _ in range(rounds))
-        return {"bare": bare_median, variant: value, "overhead": value - bare_median}
+        if side == "opentelemetry":
+            return peer_measure(bare, lambda: _otel(stack), requests // 2, rounds, patches=False)
+
+        def sentry() -> Run:
+            _init_sentry(tracing="tracing" in side)
+            return _runner(stack, _handler(stack, []))
+
+        return peer_measure(bare, sentry, max(20, requests // 10), rounds, patches=True)
     _setup_django(with_errwire_app=True)
     import errwire
 
     assert errwire.is_enabled(), "AppConfig.ready() should have started errwire"
-    if variant == "layer":
-        bare, layered = _layer_runners(stack)
-        return _paired(bare, layered, requests * 10, rounds)
-    runs = {
-        "bare": _runner(stack, _handler(stack, [])),
-        "pass_through": _runner(stack, _handler(stack, [PASS_THROUGH])),
-        "errwire": _runner(stack, _handler(stack, [MIDDLEWARE])),
-    }
-    return _compared(runs, requests, rounds)
-
-
-# ----------------------------------------------------------------------------- driver
-
-
-def run_all(quick: bool) -> dict[str, dict[str, dict[str, float]]]:
-    sizes = (
-        {"wsgi": (500, 5), "asgi": (100, 5)} if quick else {"wsgi": (2000, 21), "asgi": (300, 21)}
+    app = compared(
+        {
+            "bare": _runner(stack, _handler(stack, [])),
+            "pass_through": _runner(stack, _handler(stack, [PASS_THROUGH])),
+            "errwire": _runner(stack, _handler(stack, [MIDDLEWARE])),
+        },
+        requests,
+        rounds,
     )
-    results: dict[str, dict[str, dict[str, float]]] = {}
+    # errwire over the do-nothing middleware: Django's cost of any middleware taken out
+    app["over_pass_through_overhead"] = app["errwire_overhead"] - app["pass_through_overhead"]
+    app["over_pass_through_overhead_spread"] = app["errwire_overhead_spread"]
+    bare, layered = _layer_runners(stack)
+    layer = compared({"bare": bare, "errwire": layered}, requests * 10, rounds)
+    return {"app": app, "layer": layer}
+
+
+# ----------------------------------------------------------------------------- scenarios
+
+
+def scenarios(mode: Mode) -> list[Scenario]:
+    labels = {
+        side: PEERS[side].format(integration="DjangoIntegration", otel="-wsgi / -asgi (per stack)")
+        for side in SIDES[1:]
+    }
+    out = []
     for stack in STACKS:
-        requests, rounds = sizes[stack]
-        results[stack] = {
-            "errwire": _one(stack, "errwire", requests, rounds),
-            "layer": _one(stack, "layer", requests, rounds),
-        }
-        if _sentry_available():
-            for variant in SENTRY_VARIANTS:
-                results[stack][variant] = _one(stack, variant, requests, rounds)
-    return results
 
+        def rows(results: Results, stack: str = stack) -> list[Row]:
+            return request_rows(
+                f"Django {stack.upper()} hello world", BUDGET_NS, results, labels,
+                "do-nothing get_response",
+                [("pass_through", "a do-nothing middleware (Django's cost of any one)", ""),
+                 ("over_pass_through", "errwire over that do-nothing middleware", "")],
+            )  # fmt: skip
 
-def _pm(ns: float, spread: float) -> str:
-    """A median difference with half its interquartile range."""
-    return f"{ns / 1000:+.2f} ± {spread / 1000:.2f} us"
-
-
-def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
-    rows = [
-        "| per request | median | overhead | target | result |",
-        "|---|---|---|---|---|",
-    ]
-    target = f"<= {BUDGET_NS / 1000:g} us"
-    for stack, found in results.items():
-        title = f"Django {stack.upper()} hello world"
-        paired = found["errwire"]
-        overhead = paired["overhead"]
-        rows.append(f"| {title}, bare | {_us(paired['bare'])} | | | |")
-        rows.append(
-            f"| {title}, a do-nothing middleware (Django's cost of any one) | "
-            f"{_us(paired['pass_through'])} | "
-            f"{_pm(paired['pass_through_overhead'], paired['pass_through_overhead_spread'])} | | |"
-        )
-        over_floor = _pm(
-            paired["errwire_over_pass_through"], paired["errwire_over_pass_through_spread"]
-        )
-        rows.append(
-            f"| {title}, errwire middleware | {_us(paired['errwire'])} | "
-            f"{_pm(overhead, paired['overhead_spread'])} (vs do-nothing: {over_floor})"
-            f" | {target} | {verdict(overhead, paired['overhead_spread'])} |"
-        )
-        layer = found["layer"]
-        rows.append(
-            f"| Django {stack.upper()}: ErrwireMiddleware alone (do-nothing view) | | "
-            f"{_pm(layer['overhead'], layer['overhead_spread'])} | {target} | "
-            f"{verdict(layer['overhead'], layer['overhead_spread'])} |"
-        )
-        for variant in SENTRY_VARIANTS:
-            if variant in found:
-                got = found[variant]
-                rows.append(
-                    f"| {title}, {variant} (bare in its process: {_us(got['bare'])}) | "
-                    f"{_us(got[variant])} | {got['overhead'] / 1000:+.2f} us | | |"
-                )
-    return "\n".join(rows)
-
-
-def _one(target: str, variant: str, requests: int, rounds: int) -> dict[str, float]:
-    return run_one("benchmarks.bench_django", target, variant, requests, rounds)
-
-
-def main() -> int:
-    return _main("benchmarks.bench_django", __doc__, "STACK", measure, run_all, table)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        sides = [
+            Side(side, Job("benchmarks.bench_django", "measure_side",
+                           {"stack": stack, "side": side, "mode": mode}))
+            for side in SIDES
+        ]  # fmt: skip
+        out.append(Scenario(f"8-django-{stack}", sides, rows, rounds=sizes(mode)[2]))
+    return out

@@ -221,6 +221,7 @@ def _run_single(receiver: _Receiver, events: int, data: Path) -> dict[str, Any]:
         storm_window_seconds=0,
         dedup_window_seconds=0,
         rate_limit_per_minute=100_000_000,
+        queue_size=events + 100,  # one process holds what four web processes held: no drops
     )
     proc = _start([sys.executable, "-m", "benchmarks.bench_fleet", "--web", str(events)], env)
     try:

@@ -1,6 +1,8 @@
 """Privacy scrubbing cost: a realistic event payload, messages by size, adversarial input.
 
+Scenario 11 of ``python -m benchmarks`` (each case a pyperf benchmark). On its own,
 ``python -m benchmarks.bench_scrub [--quick] [--json] [--only TEXT] [--compare MODULE]``
+prints a CPU-time table, and with ``--compare`` times another scrubber beside it.
 
 Scrubbing runs on the worker thread, so this is throughput, not request latency
 (but the worker holds the GIL while it scrubs, so every microsecond here is taken
@@ -39,6 +41,11 @@ from collections.abc import Callable
 from typing import Any
 
 from errwire._privacy import Scrubber
+
+from ._pyperf import Bench, time_benches
+from ._registry import Job, Mode, Results, Row, Scenario, Side, fmt_ns, median
+
+__all__ = ["main", "scenarios", "scrub"]
 
 KB = 1024
 MB = 1024 * KB
@@ -231,6 +238,74 @@ def fmt(seconds: float) -> str:
     return f"{seconds * 1e6:.1f} us"
 
 
+def scrub(mode: Mode) -> dict[str, Any]:
+    """Every case under pyperf (one benchmark per case; 1 MB inputs only in a full run).
+    Each case's inputs are made when its benchmark first runs."""
+    import time
+
+    scrubber = Scrubber(project_root=ROOT)
+
+    def bench(case: _Case) -> Callable[[], Bench]:
+        def make() -> Bench:
+            call = _calls(scrubber, case.method, case.inputs())
+
+            def run(loops: int) -> float:
+                t0 = time.perf_counter()
+                for _ in itertools.repeat(None, loops):
+                    call()
+                return time.perf_counter() - t0
+
+            return run
+
+        return make
+
+    chosen = cases(quick=mode != "full")
+    timed = time_benches({c.name: bench(c) for c in chosen if not c.name.startswith("1 MB")}, mode)
+    slow = {c.name: bench(c) for c in chosen if c.name.startswith("1 MB")}
+    if slow:  # up to seconds per call: three values are plenty
+        timed.update(time_benches(slow, mode, values=3))
+    return {case.name: {**timed[case.name], "chars": case.chars} for case in chosen}
+
+
+def _rows(results: Results) -> list[Row]:
+    runs = results["errwire"]
+    na = "n/a: sentry-sdk's EventScrubber removes values by key name; it does not scan text"
+    rows = []
+    adversarial: list[tuple[float, str]] = []
+    for name in runs[0]:
+        value = median([v for r in runs for v in r[name]["values_ns"]])
+        chars = runs[0][name]["chars"]
+        if name.startswith("1 MB"):
+            adversarial.append((value, name))
+            continue
+        what = f"scrubbing, {name}" + (f" ({chars:,} chars)" if chars else "")
+        per_kb = f"; {fmt_ns(value / (chars / KB))} per KB" if chars >= KB else ""
+        rows.append(Row("11", what + per_kb, fmt_ns(value), na))
+    if adversarial:
+        adversarial.sort()
+        (low, low_name), (high, high_name) = adversarial[0], adversarial[-1]
+        rows.append(
+            Row(
+                "11",
+                f"scrubbing, {len(adversarial)} adversarial 1 MB inputs: fastest "
+                f"({low_name.removeprefix('1 MB ')}) / slowest ({high_name.removeprefix('1 MB ')})",
+                f"{fmt_ns(low)} / {fmt_ns(high)}",
+                na,
+            )
+        )
+    return rows
+
+
+def scenarios(mode: Mode) -> list[Scenario]:
+    return [
+        Scenario(
+            "11-scrub",
+            [Side("errwire", Job("benchmarks.bench_scrub", "scrub", {"mode": mode}))],
+            _rows,
+        )
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_scrub", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repeats, no 1 MB cases")
@@ -254,8 +329,8 @@ def main(argv: list[str] | None = None) -> int:
         medians = measure([_calls(s, case.method, pool) for _, s in impls], repeat, min_time)
         del pool
         row: dict[str, Any] = {"case": case.name, "chars": case.chars}
-        for (label, _), median in zip(impls, medians, strict=True):
-            row[label] = median
+        for (label, _), value in zip(impls, medians, strict=True):
+            row[label] = value
         results.append(row)
         if not args.json:
             _print_row(row, impls, first=len(results) == 1, repeat=repeat)

@@ -1,46 +1,54 @@
-"""Per-request overhead of errwire and sentry-sdk on hello-world Flask and Starlette.
-
-``python -m benchmarks.bench_web [--quick] [--json]``
+"""Per-request overhead (scenario 8) on hello-world Flask and Starlette: errwire,
+sentry-sdk's integrations and OpenTelemetry's WSGI / ASGI middleware.
 
 The WSGI / ASGI app is called directly with a prebuilt environ / scope (copied
 per request, the same for every variant) and a no-op ``start_response`` /
 ``send``: no test client, no sockets. A round times a batch of successful
-requests in process CPU time (robust to other load on the machine); values are
-medians over the rounds.
+requests in process CPU time (robust to other load on the machine), the
+garbage collector off; values are medians over the rounds.
 
-* errwire: the bare app and the app with errwire are measured alternately,
-  round by round, in the same process (errwire touches only the app it is set
-  up on); the overhead is the median of the per-round differences.
-  A third app, bare again, is measured against the first the same way: its
-  "overhead" shows how much of a difference is noise on this machine.
-* "errwire layer alone": errwire's per-request layer around a do-nothing
-  WSGI / ASGI app against that app alone: the same cost without the
-  framework's own noise. The budget verdict is given on this row.
-* sentry-sdk patches the framework classes, so each of its variants runs in a
-  process of its own, initialised with a dummy DSN and a transport that
-  discards envelopes, with its Flask / Starlette integration: errors only (its
-  default), and again with tracing (``traces_sample_rate=1.0``). Its overhead
-  is its median minus the bare median.
+Each side runs in its own process (``python -m benchmarks`` interleaves them):
+
+* errwire: the bare app, the app with errwire and the bare app again are
+  measured in turn, round by round, in the same process (errwire touches only
+  the app it is set up on); the overhead is the median of the per-round
+  differences, with half their interquartile range. Then errwire's
+  per-request layer alone around a do-nothing WSGI / ASGI app against that app.
+* sentry-sdk patches the framework classes for the whole process: the bare app
+  is timed first, then ``sentry_sdk.init`` with a dummy DSN, a transport that
+  discards envelopes and its Flask / Starlette integration: errors only (its
+  default), or with tracing (``traces_sample_rate=1.0``).
+* OpenTelemetry: the SDK's ``TracerProvider`` with a ``BatchSpanProcessor`` and
+  an exporter that discards; the app wrapped in ``OpenTelemetryMiddleware``
+  (opentelemetry-instrumentation-wsgi for Flask, -asgi for Starlette), timed
+  alternately with the bare app.
 """
 
 from __future__ import annotations
 
 import asyncio
-import statistics
-import sys
 import tempfile
-import time
 from typing import Any
 
-from benchmarks._harness import Run, http_scope, run_one
-from benchmarks._harness import main as _main
-from benchmarks._harness import sentry_available as _sentry_available
-from benchmarks._harness import start_response as _start_response
-from benchmarks._harness import timed as _timed
-from benchmarks._harness import us as _us
+from ._fixtures import sentry_init
+from ._harness import (
+    PEERS,
+    Run,
+    compared,
+    discard_transport,
+    http_scope,
+    otel_tracer_provider,
+    peer_measure,
+    request_rows,
+    sizes,
+)
+from ._harness import start_response as _start_response
+from ._registry import Job, Mode, Results, Row, Scenario, Side
+
+__all__ = ["measure_side", "scenarios"]
 
 FRAMEWORKS = ("flask", "starlette")
-SENTRY_VARIANTS = ("sentry-sdk", "sentry-sdk + tracing")
+SIDES = ("errwire", "sentry-sdk", "sentry-sdk + tracing", "opentelemetry")
 BUDGET_NS = {"flask": 2000.0, "starlette": 1000.0}
 TITLE = {"flask": "Flask", "starlette": "Starlette"}
 SCOPE = http_scope("/")
@@ -53,13 +61,7 @@ def _start_errwire() -> None:
 
 
 def _init_sentry(framework: str, tracing: bool) -> None:
-    import sentry_sdk
     from sentry_sdk.integrations import Integration
-    from sentry_sdk.transport import Transport
-
-    class Discard(Transport):
-        def capture_envelope(self, envelope: Any) -> None:
-            return None
 
     integration: Integration
     if framework == "flask":
@@ -70,9 +72,9 @@ def _init_sentry(framework: str, tracing: bool) -> None:
         from sentry_sdk.integrations.starlette import StarletteIntegration
 
         integration = StarletteIntegration()
-    sentry_sdk.init(
+    sentry_init(
         dsn="https://public@127.0.0.1/1",
-        transport=Discard,
+        transport=discard_transport(),
         integrations=[integration],
         traces_sample_rate=1.0 if tracing else None,
     )
@@ -170,147 +172,106 @@ async def _noop_asgi(scope: Any, receive: Any, send: Any) -> None:
 # ----------------------------------------------------------------------------- measuring
 
 
-def _empty(exc: object) -> None:
-    """The language floor: an empty Python function call with one argument."""
+def _app(framework: str, with_errwire: bool = False) -> Any:
+    return _flask_app(with_errwire) if framework == "flask" else _starlette_app(with_errwire)
 
 
-def _floor() -> float:
-    """ns per empty function call here: the scale of this machine (the design's: ~30 ns)."""
-    values = []
-    for _ in range(7):
-        start = time.process_time_ns()
-        for _ in range(200_000):
-            _empty(None)
-        values.append((time.process_time_ns() - start) / 200_000)
-    return min(values)
+def _run(framework: str, app: Any, environ: dict[str, Any]) -> Run:
+    return _wsgi_runner(app, environ) if framework == "flask" else _asgi_runner(app)
 
 
-def _paired(bare: Run, errwire: Run, requests: int, rounds: int) -> dict[str, float]:
-    for run in (bare, errwire):
-        run(max(200, requests // 10))  # warm up: first-request setup, caches
-    b: list[float] = []
-    e: list[float] = []
-    for _ in range(rounds):
-        b.append(_timed(bare, requests))
-        e.append(_timed(errwire, requests))
-    return {
-        "bare": statistics.median(b),
-        "errwire": statistics.median(e),
-        "overhead": statistics.median(y - x for x, y in zip(b, e, strict=True)),
-        # best round against best round: what is left when the machine's load is least
-        "overhead_min": min(e) - min(b),
-        "floor": _floor(),
-    }
+def _otel(framework: str, environ: dict[str, Any]) -> Run:
+    otel_tracer_provider()
+    if framework == "flask":
+        from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
+
+        app = _flask_app(False)
+        app.wsgi_app = OpenTelemetryMiddleware(app.wsgi_app)
+        return _wsgi_runner(app, environ)
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware as Asgi
+
+    return _asgi_runner(Asgi(_starlette_app(False)))
 
 
-def measure(framework: str, variant: str, requests: int, rounds: int) -> dict[str, float]:
-    """What one subprocess measures (see the module docstring)."""
-    if variant in SENTRY_VARIANTS:
-        _init_sentry(framework, tracing="tracing" in variant)
-        if framework == "flask":
-            run = _wsgi_runner(_flask_app(False), _flask_environ())
-        else:
-            run = _asgi_runner(_starlette_app(False))
-        run(max(200, requests // 10))
-        return {variant: statistics.median(_timed(run, requests) for _ in range(rounds))}
+def measure_side(framework: str, side: str, mode: Mode) -> dict[str, Any]:
+    """What one side measures, in this process (see the module docstring)."""
+    requests, rounds, _ = sizes(mode)
+    environ = _flask_environ() if framework == "flask" else {}
+    bare = _run(framework, _app(framework), environ)
+    if side in ("sentry-sdk", "sentry-sdk + tracing"):
+        peer_requests = max(20, requests // 10)  # two orders of magnitude slower
+
+        def sentry() -> Run:
+            _init_sentry(framework, tracing="tracing" in side)
+            return _run(framework, _app(framework), environ)
+
+        return peer_measure(bare, sentry, peer_requests, rounds, patches=True)
+    if side == "opentelemetry":
+        return peer_measure(
+            bare, lambda: _otel(framework, environ), max(20, requests // 5), rounds, patches=False
+        )
     _start_errwire()
-    if variant == "layer":
-        if framework == "flask":
-            from errwire.integrations.flask import _RequestScope
+    app = compared(
+        {
+            "bare": bare,
+            "errwire": _run(framework, _app(framework, True), environ),
+            "again": _run(framework, _app(framework), environ),
+        },
+        requests,
+        rounds,
+    )
+    if framework == "flask":
+        from errwire.integrations.flask import _RequestScope
 
-            environ = _flask_environ()
-            return _paired(
-                _wsgi_runner(_noop_wsgi, environ),
-                _wsgi_runner(_RequestScope(_noop_wsgi), environ),
-                requests * 10,
-                rounds,
-            )
-        from errwire.integrations.asgi import ErrwireMiddleware
-
-        return _paired(
-            _asgi_runner(_noop_asgi),
-            _asgi_runner(ErrwireMiddleware(_noop_asgi)),
+        layer = compared(
+            {
+                "bare": _wsgi_runner(_noop_wsgi, environ),
+                "errwire": _wsgi_runner(_RequestScope(_noop_wsgi), environ),
+            },
             requests * 10,
             rounds,
         )
-    if framework == "flask":
-        environ = _flask_environ()
-        apps = [_wsgi_runner(_flask_app(wired), environ) for wired in (False, True, False)]
     else:
-        apps = [_asgi_runner(_starlette_app(wired)) for wired in (False, True, False)]
-    result = _paired(apps[0], apps[1], requests, rounds)
-    # the same measurement of two identical bare apps: how much of the difference is noise
-    result["noise"] = _paired(apps[0], apps[2], requests, rounds)["overhead"]
-    return result
+        from errwire.integrations.asgi import ErrwireMiddleware
+
+        layer = compared(
+            {
+                "bare": _asgi_runner(_noop_asgi),
+                "errwire": _asgi_runner(ErrwireMiddleware(_noop_asgi)),
+            },
+            requests * 10,
+            rounds,
+        )
+    return {"app": app, "layer": layer}
 
 
-# ----------------------------------------------------------------------------- driver
+# ----------------------------------------------------------------------------- scenarios
 
 
-def run_all(quick: bool) -> dict[str, dict[str, dict[str, float]]]:
-    requests, rounds = (1000, 5) if quick else (5000, 31)
-    results: dict[str, dict[str, dict[str, float]]] = {}
+def scenarios(mode: Mode) -> list[Scenario]:
+    out = []
     for framework in FRAMEWORKS:
-        results[framework] = {
-            "errwire": _one(framework, "errwire", requests, rounds),
-            "layer": _one(framework, "layer", requests, rounds),
-        }
-        if _sentry_available():  # two orders of magnitude slower: fewer, shorter rounds
-            for variant in SENTRY_VARIANTS:
-                results[framework][variant] = _one(
-                    framework, variant, max(200, requests // 10), min(rounds, 9)
-                )
-    return results
-
-
-def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
-    rows = [
-        "| per request | median | overhead | target | result |",
-        "|---|---|---|---|---|",
-    ]
-    for framework, found in results.items():
         title, budget = TITLE[framework], BUDGET_NS[framework]
-        target = f"<= {budget / 1000:g} us"
-        paired = found["errwire"]
-        bare = paired["bare"]
-        rows.append(f"| {title} hello world, bare | {_us(bare)} | | | |")
-        rows.append(
-            f"| {title} hello world, errwire | {_us(paired['errwire'])} | "
-            f"{paired['overhead'] / 1000:+.2f} us | | |"
-        )
-        rows.append(
-            f"| {title} hello world, bare again (noise of the line above) | | "
-            f"{paired['noise'] / 1000:+.2f} us | | |"
-        )
-        layer = found["layer"]["overhead"]
-        best = found["layer"]["overhead_min"]
-        rows.append(
-            f"| {title}: errwire layer alone (do-nothing app) | | {layer / 1000:+.2f} us "
-            f"(best rounds: {best / 1000:+.2f} us) | {target} | "
-            f"{'pass' if layer <= budget else 'miss'} |"
-        )
-        for variant in SENTRY_VARIANTS:
-            if variant in found:
-                value = found[variant][variant]
-                rows.append(
-                    f"| {title} hello world, {variant} | {_us(value)} | "
-                    f"{(value - bare) / 1000:+.2f} us | | |"
-                )
-    floor = min(found["errwire"]["floor"] for found in results.values())
-    rows.append(
-        f"\nAn empty Python function call took {floor:.0f} ns on this machine during the run "
-        "(the design's reference machine: ~30 ns); the overheads scale with it."
-    )
-    return "\n".join(rows)
+        integration = "FlaskIntegration" if framework == "flask" else "StarletteIntegration"
+        otel = "-wsgi" if framework == "flask" else "-asgi"
+        labels = {
+            side: PEERS[side].format(integration=integration, otel=otel) for side in SIDES[1:]
+        }
 
+        def rows(
+            results: Results, title: str = title, budget: float = budget,
+            labels: dict[str, str] = labels, framework: str = framework,
+        ) -> list[Row]:  # fmt: skip
+            layer = "do-nothing WSGI app" if framework == "flask" else "do-nothing ASGI app"
+            return request_rows(
+                f"{title} hello world", budget, results, labels, layer,
+                [("again", "the bare app again (noise of the row above)", "")],
+            )  # fmt: skip
 
-def _one(target: str, variant: str, requests: int, rounds: int) -> dict[str, float]:
-    return run_one("benchmarks.bench_web", target, variant, requests, rounds)
-
-
-def main() -> int:
-    return _main("benchmarks.bench_web", __doc__, "FRAMEWORK", measure, run_all, table)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        sides = [
+            Side(side, Job("benchmarks.bench_web", "measure_side",
+                           {"framework": framework, "side": side, "mode": mode}))
+            for side in SIDES
+        ]  # fmt: skip
+        out.append(Scenario(f"8-{framework}", sides, rows, rounds=sizes(mode)[2]))
+    return out

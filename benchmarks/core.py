@@ -1,42 +1,62 @@
-"""Core benchmarks, timed by pyperf (each benchmark in its own worker processes).
+"""Call-cost scenarios (1-4, 6), each side timed by pyperf in its own process.
 
-Run through ``python -m benchmarks`` (which also prints the table); running
-this file directly accepts pyperf's options (``--fast``, ``-o results.json``).
+Every side is one pyperf benchmark run in-process (``--in-process``: pyperf
+calibrates the loop count, runs warmups, then takes its values) in a fresh
+subprocess started by the runner; the runner interleaves the sides round by
+round. Values are seconds per loop; the table shows medians.
 """
 
 from __future__ import annotations
 
 import queue
+import threading
 import time
 from collections.abc import Callable
-
-import pyperf
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import errwire
 from errwire._clock import SystemClock
 from errwire._dedup import Deduplicator
 
-from ._fixtures import activate, empty, exception_with_frames, quiet_runtime
+from ._fixtures import activate, empty, exception_with_frames, quiet_runtime, sentry_init
+from ._pyperf import Bench, time_benches
+from ._registry import (
+    Job,
+    Mode,
+    Results,
+    Row,
+    Scenario,
+    Side,
+    fmt_ns,
+    median,
+    ratio,
+    verdict,
+)
 
-Bench = Callable[[int], float]
+__all__ = ["BENCHES", "scenarios", "time_group"]
+
 _CHUNK = 5000  # stay below the queue bound so every capture takes the enqueue path
+THREADS = 4
+
+_ROUNDS: dict[str, int] = {"smoke": 1, "quick": 1, "full": 3}
 
 
 def _calls(fn: Callable[[BaseException], object], exc: BaseException, loops: int) -> float:
-    """Seconds for ``loops`` calls of ``fn(exc)``: the loop every call-cost scenario times."""
+    """Seconds for ``loops`` calls of ``fn(exc)``: the loop every call-cost side times."""
     t0 = time.perf_counter()
     for _ in range(loops):
         fn(exc)
     return time.perf_counter() - t0
 
 
+# -- floors --------------------------------------------------------------------------------
+
+
 def floor_empty_call() -> Bench:
     exc = exception_with_frames(10)
-
-    def run(loops: int) -> float:
-        return _calls(empty, exc, loops)
-
-    return run
+    return lambda loops: _calls(empty, exc, loops)
 
 
 def floor_simplequeue_put() -> Bench:
@@ -56,31 +76,53 @@ def floor_simplequeue_put() -> Bench:
     return run
 
 
-def floor_dict_lookup() -> Bench:
-    table = {f"{i:032x}": i for i in range(10_000)}
+_TABLE = {f"{i:032x}": i for i in range(10_000)}
+
+
+def _dict_lookups(loops: int) -> float:
     key = f"{1234:032x}"
+    get = _TABLE.get
+    t0 = time.perf_counter()
+    for _ in range(loops):
+        get(key)
+    return time.perf_counter() - t0
+
+
+def floor_dict_lookup() -> Bench:
+    return _dict_lookups
+
+
+_MIN_SHARE = 20_000  # calls per thread: starting the threads must not count
+
+
+def _threaded(work: Callable[[int], object], loops: int) -> float:
+    """Wall seconds per ``loops`` calls of the work, ``THREADS`` threads sharing
+    at least ``THREADS * _MIN_SHARE`` calls (scaled to ``loops``)."""
+    share = max(_MIN_SHARE, loops // THREADS)
+    threads = [threading.Thread(target=work, args=(share,)) for _ in range(THREADS)]
+    t0 = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return (time.perf_counter() - t0) * loops / (share * THREADS)
+
+
+def floor_dict_lookup_threads() -> Bench:
+    return lambda loops: _threaded(_dict_lookups, loops)
+
+
+# -- errwire ---------------------------------------------------------------------------------
+
+
+def disabled_capture(depth: int) -> Bench:
+    exc = exception_with_frames(depth)
 
     def run(loops: int) -> float:
-        get = table.get
-        t0 = time.perf_counter()
-        for _ in range(loops):
-            get(key)
-        return time.perf_counter() - t0
+        activate(None)
+        return _calls(errwire.capture_error, exc, loops)
 
     return run
-
-
-def disabled_capture(depth: int) -> Callable[[], Bench]:
-    def make() -> Bench:
-        exc = exception_with_frames(depth)
-
-        def run(loops: int) -> float:
-            activate(None)
-            return _calls(errwire.capture_error, exc, loops)
-
-        return run
-
-    return make
 
 
 def disabled_builder() -> Bench:
@@ -98,26 +140,23 @@ def disabled_builder() -> Bench:
     return run
 
 
-def enabled_capture(depth: int) -> Callable[[], Bench]:
-    def make() -> Bench:
-        exc = exception_with_frames(depth)
-        runtime = quiet_runtime(storm_window_seconds=0, queue_size=_CHUNK + 10)
+def enabled_capture(depth: int) -> Bench:
+    exc = exception_with_frames(depth)
+    runtime = quiet_runtime(storm_window_seconds=0, queue_size=_CHUNK + 10)
 
-        def run(loops: int) -> float:
-            activate(runtime)
-            capture = errwire.capture_error
-            total = 0.0
-            for start in range(0, loops, _CHUNK):
-                t0 = time.perf_counter()
-                for _ in range(min(_CHUNK, loops - start)):
-                    capture(exc)
-                total += time.perf_counter() - t0
-                runtime.worker_lane.drain()
-            return total
+    def run(loops: int) -> float:
+        activate(runtime)
+        capture = errwire.capture_error
+        total = 0.0
+        for start in range(0, loops, _CHUNK):
+            t0 = time.perf_counter()
+            for _ in range(min(_CHUNK, loops - start)):
+                capture(exc)
+            total += time.perf_counter() - t0
+            runtime.worker_lane.drain()
+        return total
 
-        return run
-
-    return make
+    return run
 
 
 def storm_duplicate() -> Bench:
@@ -149,128 +188,262 @@ def bus_publish() -> Bench:
     return run
 
 
-def dedup_check(mix: str) -> Callable[[], Bench]:
-    def make() -> Bench:
-        keys = [f"{i:032x}" for i in range(10_000)]
-
-        def run(loops: int) -> float:
-            dedup = Deduplicator(300, 10_000, SystemClock())
-            check = dedup.check
-            if mix == "duplicate":
-                picks = [keys[0]] * 1000
-            elif mix == "unique":
-                picks = keys[:1000]
-            else:  # 80 % duplicates
-                picks = [keys[0] if i % 5 else keys[i] for i in range(1000)]
-            total = 0.0
-            for start in range(0, loops, 1000):
-                batch = picks[: min(1000, loops - start)]
-                t0 = time.perf_counter()
-                for key in batch:
-                    check(key)
-                total += time.perf_counter() - t0
-            return total
-
-        return run
-
-    return make
+def _picks(mix: str) -> list[str]:
+    keys = [f"{i:032x}" for i in range(10_000)]
+    if mix == "duplicate":
+        return [keys[0]] * 1000
+    if mix == "unique":
+        return keys[:1000]
+    return [keys[0] if i % 5 else keys[i] for i in range(1000)]  # 80 % duplicates
 
 
-def sentry_uninitialised(depth: int) -> Callable[[], Bench]:
-    def make() -> Bench:
-        import sentry_sdk
+def dedup_check(mix: str, threads: bool = False) -> Bench:
+    picks = _picks(mix)
 
-        exc = exception_with_frames(depth)
-
-        def run(loops: int) -> float:
-            return _calls(sentry_sdk.capture_exception, exc, loops)
-
-        return run
-
-    return make
-
-
-def sentry_enabled(depth: int, local_variables: bool) -> Callable[[], Bench]:
-    """sentry-sdk initialised with its default options and a transport that discards:
-    what the caller's thread pays per captured exception."""
-
-    def make() -> Bench:
-        import sentry_sdk
-        from sentry_sdk.transport import Transport
-
-        class Discard(Transport):
-            def capture_envelope(self, envelope: object) -> None:
-                return None
-
-        sentry_sdk.init(
-            dsn="https://key@sentry.invalid/1",
-            transport=Discard,
-            include_local_variables=local_variables,
-        )
-        exc = exception_with_frames(depth)
-
-        def run(loops: int) -> float:
-            activate(None)
-            return _calls(sentry_sdk.capture_exception, exc, loops)
-
-        return run
-
-    return make
-
-
-SCENARIOS: dict[str, Callable[[], Bench]] = {
-    "floor: empty function call": floor_empty_call,
-    "floor: SimpleQueue.put": floor_simplequeue_put,
-    "floor: dict lookup": floor_dict_lookup,
-    "disabled capture_error, 3 frames": disabled_capture(3),
-    "disabled capture_error, 20 frames": disabled_capture(20),
-    "disabled builder chain": disabled_builder,
-    "enabled capture_error, 3 frames": enabled_capture(3),
-    "enabled capture_error, 10 frames": enabled_capture(10),
-    "enabled capture_error, 20 frames": enabled_capture(20),
-    "storm guard: duplicate folded": storm_duplicate,
-    "bus publish": bus_publish,
-    "dedup check, unique": dedup_check("unique"),
-    "dedup check, duplicate": dedup_check("duplicate"),
-    "dedup check, 80% duplicate": dedup_check("mix"),
-}
-
-PEERS: dict[str, Callable[[], Bench]] = {
-    "sentry-sdk capture_exception uninitialised, 3 frames": sentry_uninitialised(3),
-    "sentry-sdk capture_exception uninitialised, 20 frames": sentry_uninitialised(20),
-    "sentry-sdk capture_exception enabled, 3 frames": sentry_enabled(3, True),
-    "sentry-sdk capture_exception enabled, 10 frames": sentry_enabled(10, True),
-    "sentry-sdk capture_exception enabled, 10 frames, no locals": sentry_enabled(10, False),
-    "sentry-sdk capture_exception enabled, 20 frames": sentry_enabled(20, True),
-}
-
-
-def main() -> None:
-    runner = pyperf.Runner(program_args=("-m", "benchmarks.core"))
-    runner.metadata["description"] = "errwire core benchmarks"
-    scenarios = dict(SCENARIOS)
-    try:
-        import sentry_sdk  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        scenarios.update(PEERS)
-    for name, make in scenarios.items():
-        # build lazily: pyperf runs one benchmark per worker process, and a
-        # sentry_sdk.init() in one scenario must not leak into the others
-        runner.bench_time_func(name, _lazy(make))
-
-
-def _lazy(make: Callable[[], Bench]) -> Bench:
-    built: list[Bench] = []
+    def checks(dedup: Deduplicator, loops: int) -> float:
+        check = dedup.check
+        total = 0.0
+        for start in range(0, loops, 1000):
+            batch = picks[: min(1000, loops - start)]
+            t0 = time.perf_counter()
+            for key in batch:
+                check(key)
+            total += time.perf_counter() - t0
+        return total
 
     def run(loops: int) -> float:
-        if not built:
-            built.append(make())
-        return built[0](loops)
+        dedup = Deduplicator(300, 10_000, SystemClock())
+        if threads:
+            return _threaded(lambda n: checks(dedup, n), loops)
+        return checks(dedup, loops)
 
     return run
 
 
-if __name__ == "__main__":
-    main()
+# -- sentry-sdk ------------------------------------------------------------------------------
+
+
+def sentry_uninitialised(depth: int) -> Bench:
+    import sentry_sdk
+
+    exc = exception_with_frames(depth)
+    return lambda loops: _calls(sentry_sdk.capture_exception, exc, loops)
+
+
+def sentry_dsn_none(depth: int) -> Bench:
+    """``sentry_sdk.init(dsn=None)``: how its docs say to keep the SDK installed but off."""
+    import sentry_sdk
+
+    sentry_init(dsn=None)
+    exc = exception_with_frames(depth)
+    return lambda loops: _calls(sentry_sdk.capture_exception, exc, loops)
+
+
+def sentry_enabled(depth: int, local_variables: bool = True) -> Bench:
+    """sentry-sdk with its default options and a transport that discards: what the
+    caller's thread pays per captured exception."""
+    import sentry_sdk
+    from sentry_sdk.transport import Transport
+
+    class Discard(Transport):
+        def capture_envelope(self, envelope: object) -> None:
+            return None
+
+    sentry_init(
+        dsn="https://key@sentry.invalid/1",
+        transport=Discard,
+        include_local_variables=local_variables,
+    )
+    exc = exception_with_frames(depth)
+    return lambda loops: _calls(sentry_sdk.capture_exception, exc, loops)
+
+
+BENCHES: dict[str, Callable[[], Bench]] = {
+    "floor: empty call": floor_empty_call,
+    "floor: SimpleQueue.put": floor_simplequeue_put,
+    "floor: dict lookup": floor_dict_lookup,
+    "floor: dict lookup, 4 threads": floor_dict_lookup_threads,
+    "errwire: disabled builder": disabled_builder,
+    "errwire: storm duplicate": storm_duplicate,
+    "errwire: bus publish": bus_publish,
+    "sentry-sdk: storm duplicate": partial(sentry_enabled, 10),
+}
+for _depth in (3, 10, 20):
+    BENCHES[f"errwire: disabled capture, {_depth}"] = partial(disabled_capture, _depth)
+    BENCHES[f"errwire: enabled capture, {_depth}"] = partial(enabled_capture, _depth)
+    BENCHES[f"sentry-sdk: uninitialised, {_depth}"] = partial(sentry_uninitialised, _depth)
+    BENCHES[f"sentry-sdk: init(dsn=None), {_depth}"] = partial(sentry_dsn_none, _depth)
+    BENCHES[f"sentry-sdk: enabled, {_depth}"] = partial(sentry_enabled, _depth)
+    BENCHES[f"sentry-sdk: enabled no locals, {_depth}"] = partial(
+        sentry_enabled, _depth, local_variables=False
+    )
+for _mix in ("unique", "duplicate", "mix"):
+    BENCHES[f"errwire: dedup {_mix}"] = partial(dedup_check, _mix)
+BENCHES["errwire: dedup mix, 4 threads"] = partial(dedup_check, "mix", threads=True)
+
+
+def time_group(benches: list[str], mode: Mode) -> dict[str, Any]:
+    """pyperf benchmarks of ``BENCHES[name]`` for each name, in this process."""
+    return time_benches({name: BENCHES[name] for name in benches}, mode)
+
+
+# -- scenarios -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Line:
+    """One comparison: errwire's bench, the floor's, and each peer's
+    (side label, how the peer is configured, bench)."""
+
+    number: str
+    title: str
+    errwire: str
+    floor: tuple[str, str] | None
+    peers: tuple[tuple[str, str, str], ...] = ()
+    na: str = ""
+    target: str = ""
+    check: Callable[[float, float | None], bool] | None = None
+
+
+def _med(results: Results, side: str, bench: str) -> float:
+    return median([v for r in results[side] for v in r[bench]["values_ns"]])
+
+
+def _group(key: str, lines: list[_Line], mode: Mode) -> Scenario:
+    """A scenario whose sides each time their benches of ``lines`` under pyperf, in
+    one process per side: errwire, the floor, and one per peer configuration."""
+    benches: dict[str, list[str]] = {"errwire": [], "floor": []}
+    for line in lines:
+        benches["errwire"].append(line.errwire)
+        if line.floor:
+            benches["floor"].append(line.floor[1])
+        for side, _, bench in line.peers:
+            benches.setdefault(side, []).append(bench)
+    sides = [
+        Side(label, Job("benchmarks.core", "time_group", {"benches": names, "mode": mode}))
+        for label, names in benches.items()
+        if names
+    ]
+
+    def rows(results: Results) -> list[Row]:
+        out = []
+        for line in lines:
+            value = _med(results, "errwire", line.errwire)
+            floor = _med(results, "floor", line.floor[1]) if line.floor else None
+            over = _per_round(results, "floor", line.floor[1], line.errwire) if line.floor else None
+            common = {
+                "number": line.number,
+                "scenario": line.title,
+                "errwire": fmt_ns(value),
+                "floor": f"{fmt_ns(floor)} ({line.floor[0]})" if line.floor and floor else "",
+                "over_floor": f"{over:.2f}x" if over else "",
+                "target": line.target,
+                "result": verdict(line.check(value, over)) if line.check else "",
+            }
+            if not line.peers:
+                out.append(Row(peer=f"n/a: {line.na}" if line.na else "", **common))
+            for side, text, bench in line.peers:
+                peer = _med(results, side, bench)
+                cheaper = _per_round(results, side, bench, line.errwire, inverse=True)
+                out.append(
+                    Row(peer=text, peer_value=fmt_ns(peer), ratio=ratio(1.0, cheaper), **common)
+                )
+        return out
+
+    return Scenario(key, sides, rows, rounds=_ROUNDS[mode])
+
+
+def _per_round(
+    results: Results, side: str, bench: str, errwire: str, *, inverse: bool = False
+) -> float:
+    """errwire over another side (inverse: the other side over errwire), per round, then
+    the median: the sides of a round ran back to back, so the machine's drift between
+    rounds cancels in each round's ratio."""
+    ratios = []
+    for mine, theirs in zip(results["errwire"], results[side], strict=True):
+        a, b = median(mine[errwire]["values_ns"]), median(theirs[bench]["values_ns"])
+        ratios.append(b / a if inverse else a / b)
+    return median(ratios)
+
+
+def _within_floor(limit: float) -> Callable[[float, float | None], bool]:
+    """``check(value, errwire / floor)``: within ``limit`` times the floor."""
+    return lambda _value, over: over is not None and over <= limit
+
+
+def _at_most(ns: float) -> Callable[[float, float | None], bool]:
+    return lambda value, _over: value <= ns
+
+
+def scenarios(mode: Mode) -> list[Scenario]:
+    empty_call = ("empty function call", "floor: empty call")
+    put = ("SimpleQueue.put", "floor: SimpleQueue.put")
+    lookup = ("dict lookup", "floor: dict lookup")
+    no_keyed_dedup = "sentry-sdk dedups only the same exception object, no keyed window"
+    disabled = [
+        _Line(
+            "1", f"capture when disabled, {depth} frames", f"errwire: disabled capture, {depth}",
+            empty_call,
+            (("sentry-sdk not initialised", "sentry-sdk, not initialised",
+              f"sentry-sdk: uninitialised, {depth}"),
+             ("sentry-sdk dsn=None", "sentry-sdk, init(dsn=None)",
+              f"sentry-sdk: init(dsn=None), {depth}")),
+            target="<= 1.5x empty call", check=_within_floor(1.5),
+        )
+        for depth in (3, 20)
+    ]  # fmt: skip
+    disabled.append(
+        _Line(
+            "2", "builder chain when disabled (error().component().category().context().build())",
+            "errwire: disabled builder", empty_call, na="sentry-sdk has no event builder",
+        )
+    )  # fmt: skip
+    enabled = [
+        _Line(
+            "3", f"capture when enabled, caller's thread, {depth} frames",
+            f"errwire: enabled capture, {depth}", put,
+            (("sentry-sdk defaults", "sentry-sdk, defaults, discarding transport",
+              f"sentry-sdk: enabled, {depth}"),
+             ("sentry-sdk no locals",
+              "sentry-sdk, include_local_variables=False, discarding transport",
+              f"sentry-sdk: enabled no locals, {depth}")),
+            target="<= 3 µs" if depth == 10 else "",
+            check=_at_most(3000) if depth == 10 else None,
+        )
+        for depth in (3, 10, 20)
+    ]  # fmt: skip
+    enabled.append(
+        _Line(
+            "4", "storm: caller's cost per duplicate capture (same exception, 10 frames)",
+            "errwire: storm duplicate", put,
+            (("sentry-sdk defaults",
+              "sentry-sdk, defaults (DedupeIntegration drops it after building the event)",
+              "sentry-sdk: storm duplicate"),),
+        )
+    )  # fmt: skip
+    stages = [
+        _Line("6", "bus publish", "errwire: bus publish", put, na="sentry-sdk has no event bus",
+              target="seed: < 500 ns (compiled language)"),
+    ]  # fmt: skip
+    for mix, title in (
+        ("unique", "dedup check, unique"),
+        ("duplicate", "dedup check, duplicate"),
+        ("mix", "dedup check, 80% duplicate"),
+    ):
+        stages.append(
+            _Line("6", title, f"errwire: dedup {mix}", lookup, na=no_keyed_dedup,
+                  target="seed: < 100 ns (compiled language)")
+        )  # fmt: skip
+    stages.append(
+        _Line(
+            "6", "dedup check, 80% duplicate, 4 threads sharing one deduplicator",
+            "errwire: dedup mix, 4 threads",
+            ("dict lookup, 4 threads", "floor: dict lookup, 4 threads"),
+            na=no_keyed_dedup, target="seed: < 100 ns (compiled language)",
+        )
+    )  # fmt: skip
+    return [
+        _group("1-2-disabled", disabled, mode),
+        _group("3-4-enabled", enabled, mode),
+        _group("6-bus-dedup", stages, mode),
+    ]
