@@ -13,7 +13,7 @@ import queue
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._breaker import CircuitBreaker
 from ._clock import Clock
@@ -21,6 +21,9 @@ from ._counter import Counter, CounterMap
 from ._internal import internal_error, logger, warn_once
 from ._outbox import Outbox
 from ._transport import Outcome, Payload, SendResult, Transport
+
+if TYPE_CHECKING:
+    from ._config import Config
 
 __all__ = ["Delivery", "DeliveryStats"]
 
@@ -133,7 +136,34 @@ class Delivery:
         self._handover = threading.Lock()
         self._taken = False
 
+    @classmethod
+    def from_config(
+        cls,
+        config: Config,
+        transport: Transport,
+        outbox: Outbox | None,
+        clock: Clock,
+        *,
+        owner: str,
+        stats: DeliveryStats | None = None,
+    ) -> Delivery:
+        """The configured delivery with its own breaker: one recipe for worker and fleet."""
+        breaker = CircuitBreaker(
+            config.breaker_failure_threshold, config.breaker_recovery_seconds, clock
+        )
+        return cls(
+            transport,
+            outbox,
+            breaker,
+            clock,
+            owner=owner,
+            timeout=config.send_timeout_seconds,
+            slow_seconds=config.slow_operation_ms / 1000.0,
+            stats=stats,
+        )
+
     # -- live events ------------------------------------------------------------
+
     def deliver(self, payload: Payload, timeout: float | None = None) -> None:
         if not self._may_send():
             self.spool([payload])

@@ -18,7 +18,6 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._activity import OutcomeMap
-from ._breaker import CircuitBreaker
 from ._bus import EventBus, Lane
 from ._clock import Clock, SystemClock
 from ._config import Config
@@ -157,19 +156,15 @@ class Runtime:
             if spool
             else None
         )
-        self.breaker = CircuitBreaker(
-            config.breaker_failure_threshold, config.breaker_recovery_seconds, self.clock
-        )
-        self.delivery = Delivery(
+        self.delivery = Delivery.from_config(
+            config,
             self.transport,
             self.outbox,
-            self.breaker,
             self.clock,
             owner=self.runtime_id,
-            timeout=config.send_timeout_seconds,
-            slow_seconds=config.slow_operation_ms / 1000.0,
             stats=DeliveryStats(results=OutcomeMap()),  # the activity ring reads the last outcome
         )
+        self.breaker = self.delivery.breaker
         self.builder = PayloadBuilder(config, self.runtime_id, self.pid)
         self.builder.scrub_copies = _returns_copies(self.scrub)
         self.pipeline = Pipeline(

@@ -29,7 +29,6 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from .._breaker import CircuitBreaker
 from .._clock import Clock, SystemClock
 from .._config import Config, redact_url
 from .._counter import Counter, CounterMap
@@ -89,18 +88,10 @@ class FleetWorker:
         self.outbox = Outbox(
             config.resolved_outbox_path, config.outbox_max_events, clock=self.clock
         )
-        self.breaker = CircuitBreaker(
-            config.breaker_failure_threshold, config.breaker_recovery_seconds, self.clock
+        self.delivery = Delivery.from_config(
+            config, self.transport, self.outbox, self.clock, owner=self.runtime_id
         )
-        self.delivery = Delivery(
-            self.transport,
-            self.outbox,
-            self.breaker,
-            self.clock,
-            owner=self.runtime_id,
-            timeout=config.send_timeout_seconds,
-            slow_seconds=config.slow_operation_ms / 1000.0,
-        )
+        self.breaker = self.delivery.breaker
         self.safeguards = FleetSafeguards(self.scripts, config, clock=safeguard_clock, rng=rng)
         self.heartbeat = FleetHeartbeat(
             lambda: self.client,

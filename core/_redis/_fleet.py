@@ -34,6 +34,7 @@ from typing import Any
 
 from .._clock import Clock, SystemClock
 from .._internal import warn_once
+from .._ops import COUNTER_KEYS
 from .._runtime import accounted_for
 from ._keys import GROUP, Keys, redis_errors
 
@@ -48,17 +49,6 @@ __all__ = [
     "totals_from_hash",
 ]
 
-COUNTER_KEYS = (
-    "captured",
-    "delivered",
-    "deduplicated",
-    "rate_limited",
-    "sampled_out",
-    "spooled",
-    "rejected",
-    "failed",
-    "internal_errors",
-)
 _STREAM_KEYS = ("forwarded", "trimmed", "trim_recovered", "duplicates", "reclaimed")
 
 

@@ -8,22 +8,15 @@ sink, read after the server has exited.
 
 from __future__ import annotations
 
-import os
-import selectors
-import signal
-import socket
-import subprocess
-import sys
 import textwrap
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
 from errwire._local import read_events
+from tests.support.uvicorn_server import UvicornServer, running_uvicorn
 
 pytestmark = pytest.mark.e2e
 
@@ -68,88 +61,14 @@ app = ErrwireMiddleware(
 """
 
 
-@dataclass
-class Server:
-    url: str
-    proc: subprocess.Popen[bytes]
-    data_dir: Path
-    output: bytes = b""
-
-    def stop(self) -> int:
-        """Graceful stop by PID; returns the exit code and keeps what it printed."""
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGINT)
-        rest, _ = self.proc.communicate(timeout=30)
-        self.output += rest
-        return self.proc.returncode
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _read_until(proc: subprocess.Popen[bytes], needle: bytes, timeout: float) -> bytes:
-    assert proc.stdout is not None
-    seen = b""
-    deadline = time.monotonic() + timeout
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        while needle not in seen:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not sel.select(remaining):
-                raise AssertionError(f"uvicorn never printed {needle!r}: {seen.decode()}")
-            chunk = os.read(proc.stdout.fileno(), 65536)
-            if not chunk:
-                raise AssertionError(f"uvicorn exited: {seen.decode()}")
-            seen += chunk
-    return seen
-
-
 @pytest.fixture
-def uvicorn_server(tmp_path: Path) -> Iterator[Server]:
+def uvicorn_server(tmp_path: Path) -> Iterator[UvicornServer]:
     (tmp_path / "e2e_app.py").write_text(textwrap.dedent(APP))
-    data_dir = tmp_path / "errwire-data"
-    port = _free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("ERRWIRE_")},
-        "ERRWIRE_DATA_DIR": str(data_dir),
-        "ERRWIRE_TRANSPORT": "local",
-        "ERRWIRE_DEDUP_WINDOW_SECONDS": "0",
-        "ERRWIRE_STORM_WINDOW_SECONDS": "0",
-    }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "e2e_app:app",
-            "--app-dir",
-            str(tmp_path),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--lifespan",
-            "on",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=env,
-        cwd=tmp_path,
-    )
-    server = Server(f"http://127.0.0.1:{port}", proc, data_dir)
-    try:
-        server.output = _read_until(proc, b"Uvicorn running on", timeout=60)
+    with running_uvicorn("e2e_app:app", tmp_path) as server:
         yield server
-    finally:
-        if proc.poll() is None:
-            server.stop()
 
 
-def test_errors_under_uvicorn(uvicorn_server: Server) -> None:
+def test_errors_under_uvicorn(uvicorn_server: UvicornServer) -> None:
     # One keep-alive connection: the request context must not leak between its requests.
     limits = httpx.Limits(max_connections=1)
     with httpx.Client(base_url=uvicorn_server.url, limits=limits) as client:

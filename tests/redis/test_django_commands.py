@@ -8,14 +8,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
 from errwire._redis import Keys
 from errwire._redis._scripts import Scripts
 from tests.redis._processes import ROOT, Proc, _env
+from tests.support.polling import until
 from tests.support.redis_server import RedisServer
 
 
@@ -37,16 +36,6 @@ def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
     )
 
 
-def _until(predicate: Any, timeout: float = 30.0) -> bool:
-    tick = threading.Event()
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        tick.wait(0.05)
-    return True
-
-
 def test_telemetry_status_shows_the_fleet_of_the_configured_bus(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
@@ -66,7 +55,7 @@ def test_telemetry_worker_consumes_the_stream_and_stops_on_sigterm(
         worker.wait_line(lambda line: "consuming" in line)
         payload = {"event_id": "b" * 32, "fingerprint": "f", "component": "c", "repeats": 0}
         Scripts(client, keys).append([json.dumps(payload)], 1000)
-        assert _until(lambda: client.hget(keys.totals, "delivered") == "1"), worker.text
+        assert until(lambda: client.hget(keys.totals, "delivered") == "1", timeout=30), worker.text
         assert worker.terminate() == 0
         assert "received=1 delivered=1" in worker.text
     finally:
@@ -92,7 +81,7 @@ def test_the_redis_option_of_the_django_commands(
         worker.wait_line(lambda line: "consuming" in line)
         payload = {"event_id": "c" * 32, "fingerprint": "f", "component": "c", "repeats": 0}
         Scripts(client, keys).append([json.dumps(payload)], 1000)
-        assert _until(lambda: client.hget(keys.totals, "delivered") == "1"), worker.text
+        assert until(lambda: client.hget(keys.totals, "delivered") == "1", timeout=30), worker.text
         assert worker.terminate() == 0
     finally:
         worker.close()

@@ -7,7 +7,6 @@ happened."""
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import pytest
 from errwire._redis import GROUP, Keys, fleet_report
 from tests.redis._processes import Fleet
 from tests.support.fault_receiver import FaultReceiver
+from tests.support.polling import until
 from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.slow
@@ -79,17 +79,6 @@ def _expected(names: list[str], n: int, component: str) -> set[str]:
 
 def _report(client: Any, url: str) -> Any:
     return fleet_report(client, url=url, include_final=True)
-
-
-def _until(predicate: Any, timeout: float = 60.0) -> bool:
-    """Poll state that has no notification (Redis counters) with a bounded wait."""
-    tick = threading.Event()
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        tick.wait(0.05)
-    return True
 
 
 def test_kill_9_a_worker_mid_stream_loses_nothing(
@@ -194,7 +183,7 @@ def test_rate_limit_and_dedup_hold_across_two_workers(
         t = _report(client, redis_server.url).totals
         return bool(t["delivered"] + t["rate_limited"] + t["deduplicated"] >= 210)
 
-    assert _until(settled)
+    assert until(settled, timeout=60)
     for web in webs:
         web.ask("exit")
     for w in workers:
@@ -234,5 +223,5 @@ def test_sigterm_finishes_within_the_deadline_and_leaves_the_rest_to_others(
     fleet.worker("b", receiver.dsn).ready()  # reclaims what the first one held
     expected = _expected(["wa"], 30, "slow")
     assert receiver.wait_until(_arrived(expected), timeout=60)
-    assert _until(lambda: client.xpending(keys.stream, GROUP)["pending"] == 0)
+    assert until(lambda: client.xpending(keys.stream, GROUP)["pending"] == 0, timeout=60)
     web.ask("exit")

@@ -9,14 +9,7 @@ its PID (SIGINT: a graceful shutdown). Events go to the local SQLite sink.
 
 from __future__ import annotations
 
-import os
-import selectors
-import signal
-import socket
-import subprocess
-import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +17,7 @@ import httpx
 import pytest
 
 from errwire._local import read_events
+from tests.support.uvicorn_server import UvicornServer, running_uvicorn
 
 pytestmark = pytest.mark.e2e
 
@@ -72,90 +66,24 @@ app = ErrwireMiddleware(get_asgi_application())
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _read_until(proc: subprocess.Popen[bytes], needle: bytes, timeout: float) -> bytes:
-    assert proc.stdout is not None
-    seen = b""
-    deadline = time.monotonic() + timeout
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        while needle not in seen:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not sel.select(remaining):
-                raise AssertionError(f"uvicorn never printed {needle!r}: {seen.decode()}")
-            chunk = os.read(proc.stdout.fileno(), 65536)
-            if not chunk:
-                raise AssertionError(f"uvicorn exited: {seen.decode()}")
-            seen += chunk
-    return seen
-
-
-class DjangoServer:
-    def __init__(self, tmp_path: Path) -> None:
-        for name, text in (
-            ("e2e_django_settings.py", SETTINGS),
-            ("e2e_django_urls.py", URLS),
-            ("e2e_django_app.py", APP),
-        ):
-            (tmp_path / name).write_text(textwrap.dedent(text))
-        self.data_dir = tmp_path / "errwire-data"
-        port = _free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("ERRWIRE_", "DJANGO_"))},
-            "ERRWIRE_DATA_DIR": str(self.data_dir),
-            "ERRWIRE_TRANSPORT": "local",
-            "ERRWIRE_DEDUP_WINDOW_SECONDS": "0",
-            "ERRWIRE_STORM_WINDOW_SECONDS": "0",
-            "PYTHONPATH": str(tmp_path),
-        }
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "e2e_django_app:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--lifespan",
-                "on",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=tmp_path,
-        )
-        self.output = _read_until(self.proc, b"Uvicorn running on", timeout=60)
-
-    def stop(self) -> int:
-        """Graceful stop by PID; returns the exit code and keeps what it printed."""
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGINT)
-        rest, _ = self.proc.communicate(timeout=30)
-        self.output += rest
-        return self.proc.returncode
-
-
 @pytest.fixture
-def django_server(tmp_path: Path) -> Iterator[DjangoServer]:
-    server = DjangoServer(tmp_path)
-    try:
+def django_server(tmp_path: Path) -> Iterator[UvicornServer]:
+    for name, text in (
+        ("e2e_django_settings.py", SETTINGS),
+        ("e2e_django_urls.py", URLS),
+        ("e2e_django_app.py", APP),
+    ):
+        (tmp_path / name).write_text(textwrap.dedent(text))
+    with running_uvicorn(
+        "e2e_django_app:app",
+        tmp_path,
+        drop_env=("ERRWIRE_", "DJANGO_"),
+        extra_env={"PYTHONPATH": str(tmp_path)},
+    ) as server:
         yield server
-    finally:
-        if server.proc.poll() is None:
-            server.proc.kill()
-            server.proc.wait()
 
 
-def test_django_asgi_under_uvicorn(django_server: DjangoServer) -> None:
+def test_django_asgi_under_uvicorn(django_server: UvicornServer) -> None:
     limits = httpx.Limits(max_connections=1)  # one keep-alive connection
     with httpx.Client(base_url=django_server.url, limits=limits) as client:
         statuses = [
