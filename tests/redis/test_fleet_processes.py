@@ -6,7 +6,9 @@ happened."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -100,9 +102,16 @@ def test_kill_9_a_worker_mid_stream_loses_nothing(
             return False
         return bool(client.xpending_range(keys.stream, GROUP, "-", "+", 1, victim.runtime_id))
 
-    assert receiver.wait_until(victim_holds, timeout=60)
+    # Freeze the victim, then look: it cannot ack between the look and the kill.
+    held: list[Any] = []
+    for _ in range(20):
+        assert receiver.wait_until(victim_holds, timeout=60)
+        os.kill(victim.process.pid, signal.SIGSTOP)
+        held = client.xpending_range(keys.stream, GROUP, "-", "+", 1000, victim.runtime_id)
+        if held:
+            break
+        os.kill(victim.process.pid, signal.SIGCONT)  # it acked in between: try again
     victim.kill()  # SIGKILL: no chance to ack what it holds
-    held = client.xpending_range(keys.stream, GROUP, "-", "+", 1000, victim.runtime_id)
     assert held  # it died holding entries
 
     expected = _expected(["wa", "wb", "wc"], 200, "orders")
