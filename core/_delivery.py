@@ -232,7 +232,10 @@ class Delivery:
             self.last_error = result.detail
             warn_once(
                 "send-failed",
-                "errwire delivery failed (will retry from the outbox): %s",
+                "errwire delivery failed (%s): %s",
+                "will retry from the outbox"
+                if self.outbox is not None
+                else "no outbox to retry from",
                 result.detail,
             )
             self.breaker.record_failure()

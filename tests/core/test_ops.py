@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from typing import Any
+
+import pytest
 
 from errwire._clock import ManualClock
 from errwire._config import make_config
@@ -68,6 +71,22 @@ def test_send_test_event_reports_the_exact_failure(data_dir: str) -> None:
     assert not Outbox(
         config.resolved_outbox_path, 10
     ).pending()  # a failed test event is not retried
+
+
+def test_a_failed_test_event_does_not_promise_a_retry(
+    data_dir: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from errwire import _internal
+
+    monkeypatch.delitem(_internal._last_logged, "send-failed", raising=False)  # rate-limited log
+    transport = ScriptedTransport()
+    transport.fail_next(1, Outcome.RETRYABLE)
+    with caplog.at_level(logging.WARNING, logger="errwire"):
+        result = send_test_event(make_config({"data_dir": data_dir}), transport=transport)
+    assert not result.ok
+    text = caplog.text
+    assert "delivery failed (no outbox to retry from)" in text
+    assert "will retry" not in text
 
 
 def test_replay_outbox_with_progress_dry_run_and_limit(make_runtime: MakeRuntime) -> None:
