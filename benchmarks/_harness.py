@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._registry import Mode, Results, Row, fmt_ns, median, ratio
+from ._registry import Mode, Results, Row, fmt_ns, median_of, ratio
 
 __all__ = [
     "PEERS",
@@ -194,16 +194,16 @@ def request_rows(
     more errwire-only rows (Django's do-nothing middleware)."""
     runs = results["errwire"]
     app = [r["app"] for r in runs]
-    overhead = median([a["errwire_overhead"] for a in app])
-    spread = median([a["errwire_overhead_spread"] for a in app])
-    bare = median([a["bare"] for a in app])
+    overhead = median_of(app, "errwire_overhead")
+    spread = median_of(app, "errwire_overhead_spread")
+    bare = median_of(app, "bare")
     target = f"<= {budget / 1000:g} µs"
     result = verdict(overhead, spread, budget)
     rows = []
     for side, text in labels.items():
         if side not in results:
             continue
-        peer = median([r["overhead"] for r in results[side]])
+        peer = median_of(results[side], "overhead")
         rows.append(
             Row(
                 "8",
@@ -217,12 +217,12 @@ def request_rows(
             )
         )
     for key, suffix, note in extra:
-        value = median([a[f"{key}_overhead"] for a in app])
-        value_spread = median([a[f"{key}_overhead_spread"] for a in app])
+        value = median_of(app, f"{key}_overhead")
+        value_spread = median_of(app, f"{key}_overhead_spread")
         rows.append(Row("8", f"{title}: {suffix}", _pm(value, value_spread), note))
     layer = [r["layer"] for r in runs]
-    layer_overhead = median([a["errwire_overhead"] for a in layer])
-    layer_spread = median([a["errwire_overhead_spread"] for a in layer])
+    layer_overhead = median_of(layer, "errwire_overhead")
+    layer_spread = median_of(layer, "errwire_overhead_spread")
     rows.append(
         Row(
             "8",

@@ -90,6 +90,11 @@ def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 
 
+def median_of(runs: Sequence[Mapping[str, Any]], key: str) -> float:
+    """The median of one measurement over a side's runs."""
+    return median([run[key] for run in runs])
+
+
 def verdict(ok: bool) -> str:
     return "pass" if ok else "**miss**"
 

@@ -41,6 +41,7 @@ from ._registry import (
     fmt_ns,
     fmt_rate,
     median,
+    median_of,
     ratio,
     verdict,
 )
@@ -331,10 +332,10 @@ def _throughput_rows(results: Results) -> list[Row]:
 
 def _capture_rows(results: Results) -> list[Row]:
     runs = results["errwire"]
-    inprocess = median([r["inprocess"] for r in runs])
-    redis = median([r["redis"] for r in runs])
-    floor = median([r["floor"] for r in runs])
-    paired = median([r["ratio"] for r in runs])
+    inprocess = median_of(runs, "inprocess")
+    redis = median_of(runs, "redis")
+    floor = median_of(runs, "floor")
+    paired = median_of(runs, "ratio")
     return [
         Row(
             "12",

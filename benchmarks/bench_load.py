@@ -23,7 +23,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._registry import Job, Mode, Results, Row, Scenario, Side, fmt_ns, median, ratio, verdict
+from ._registry import (
+    Job,
+    Mode,
+    Results,
+    Row,
+    Scenario,
+    Side,
+    fmt_ns,
+    median_of,
+    ratio,
+    verdict,
+)
 
 __all__ = ["load", "parse_wrk", "scenarios"]
 
@@ -118,7 +129,7 @@ def load(library: str, state: str, mode: Mode) -> dict[str, Any]:
 
 def _rows(results: Results) -> list[Row]:
     def value(library: str, state: str, key: str) -> float:
-        return median([r[key] for r in results[f"{library}, {state}"]])
+        return median_of(results[f"{library}, {state}"], key)
 
     peer = "sentry-sdk, defaults (StarletteIntegration), capture_exception"
     rows = []

@@ -52,6 +52,7 @@ from ._registry import (
     fmt_rate,
     fmt_seconds,
     median,
+    median_of,
     ratio,
     verdict,
 )
@@ -328,12 +329,12 @@ SENTRY_NO_DROP = (
 def _drain_rows(results: Results) -> list[Row]:
     e, s = results["errwire"], results["sentry-sdk"]
     n = e[0]["n"]
-    eps_e = median([r["events_per_second"] for r in e])
-    eps_s = median([r["events_per_second"] for r in s])
+    eps_e = median_of(e, "events_per_second")
+    eps_s = median_of(s, "events_per_second")
     total_e = median([r["returned"] - r["start"] for r in e])
     total_s = median([r["returned"] - r["start"] for r in s])
-    drain_e = median([r["drain_seconds"] for r in e])
-    drain_s = median([r["drain_seconds"] for r in s])
+    drain_e = median_of(e, "drain_seconds")
+    drain_s = median_of(s, "drain_seconds")
     return [
         Row(
             "7",
@@ -362,8 +363,8 @@ def _latency_rows(results: Results) -> list[Row]:
     k = e[0]["n"]
     rows = []
     for key, what in (("median_ns", "median"), ("p99_ns", "p99")):
-        value_e = median([r[key] for r in e])
-        value_s = median([r[key] for r in s])
+        value_e = median_of(e, key)
+        value_s = median_of(s, key)
         rows.append(
             Row(
                 "9",
@@ -379,8 +380,8 @@ def _latency_rows(results: Results) -> list[Row]:
 
 def _exit_rows(results: Results) -> list[Row]:
     e, s = results["errwire"], results["sentry-sdk"]
-    exit_e = median([r["exit_seconds"] for r in e])
-    exit_s = median([r["exit_seconds"] for r in s])
+    exit_e = median_of(e, "exit_seconds")
+    exit_s = median_of(s, "exit_seconds")
     return [
         Row(
             "10",

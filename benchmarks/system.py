@@ -22,7 +22,7 @@ from ._registry import (
     Side,
     fmt_bytes,
     fmt_rate,
-    median,
+    median_of,
     ratio,
     verdict,
 )
@@ -203,8 +203,8 @@ def worker_throughput(mode: Mode) -> dict[str, Any]:
 def _storm_rows(results: Results) -> list[Row]:
     e, s = results["errwire"], results["sentry-sdk"]
     e_cap, s_cap = e[0]["captures"], s[0]["captures"]
-    reached_e = median([r["reached"] for r in e])
-    reached_s = median([r["reached"] for r in s])
+    reached_e = median_of(e, "reached")
+    reached_s = median_of(s, "reached")
     return [
         Row(
             "4",
@@ -220,10 +220,10 @@ def _storm_rows(results: Results) -> list[Row]:
 
 def _memory_rows(results: Results) -> list[Row]:
     e, s = results["errwire"], results["sentry-sdk"]
-    per_e = median([r["bytes_per_event"] for r in e])
-    per_s = median([r["bytes_per_event"] for r in s])
-    rss_e = median([r["peak_rss_bytes"] for r in e])
-    rss_s = median([r["peak_rss_bytes"] for r in s])
+    per_e = median_of(e, "bytes_per_event")
+    per_s = median_of(s, "bytes_per_event")
+    rss_e = median_of(e, "peak_rss_bytes")
+    rss_s = median_of(s, "peak_rss_bytes")
     n_e, n_s, traced_s = e[0]["events"], s[0]["events"], s[0]["traced"]
     return [
         Row(
@@ -251,7 +251,7 @@ def _memory_rows(results: Results) -> list[Row]:
 
 def _throughput_rows(results: Results) -> list[Row]:
     runs = results["errwire"]
-    eps = median([r["events_per_second"] for r in runs])
+    eps = median_of(runs, "events_per_second")
     return [
         Row(
             "7",
