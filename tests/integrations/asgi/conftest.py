@@ -12,6 +12,7 @@ import pytest
 
 from errwire._transport import Payload
 from errwire.testing import capture_events
+from tests.support.asgi import http_scope as support_http_scope
 
 Message = MutableMapping[str, Any]
 App = Callable[[Any, Any, Any], Awaitable[None]]
@@ -23,20 +24,14 @@ BODY = {"type": "http.response.body", "body": b"ok"}
 def http_scope(
     path: str = "/", *, method: str = "GET", query: bytes = b"", route: str | None = None
 ) -> dict[str, Any]:
-    scope: dict[str, Any] = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": query,
-        "headers": [(b"host", b"testserver"), (b"user-agent", b"pytest"), (b"cookie", b"s=1")],
-        "client": ("192.0.2.10", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
+    scope = support_http_scope(
+        path,
+        method=method,
+        query=query,
+        headers=[(b"host", b"testserver"), (b"user-agent", b"pytest"), (b"cookie", b"s=1")],
+        client=("192.0.2.10", 50000),
+        server=("127.0.0.1", 8000),
+    )
     if route is not None:
         scope["route"] = type("Route", (), {"path": route})()
     return scope

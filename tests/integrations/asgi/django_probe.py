@@ -17,6 +17,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
+from tests.support.asgi import http_scope
+
 
 def ok(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok")
@@ -69,20 +71,7 @@ async def main(data_dir: str) -> dict[str, Any]:
             if message["type"] == "http.response.body" and not message.get("more_body"):
                 incoming.put_nowait({"type": "http.disconnect"})  # the client goes away
 
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": url,
-            "raw_path": url.encode(),
-            "root_path": "",
-            "query_string": b"",
-            "headers": [(b"host", b"testserver")],
-            "client": ("127.0.0.1", 50000),
-            "server": ("testserver", 80),
-        }
+        scope = http_scope(url)
         await app(scope, incoming.get, send)
         statuses[url] = sent[0]["status"]
 

@@ -16,6 +16,7 @@ from django.test import AsyncClient, Client, RequestFactory, override_settings
 import errwire
 from errwire._context import current_request
 from errwire.integrations.django.middleware import ErrwireMiddleware
+from tests.support.asgi import http_scope
 
 from . import views
 from .conftest import Telemetry
@@ -305,20 +306,7 @@ def test_nothing_captured_when_errwire_is_off() -> None:
 
 def _call_asgi(app: Any, path: str) -> int:
     """One request straight through an ASGI app; returns the response status."""
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"host", b"testserver")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
+    scope = http_scope(path)
     sent: list[dict[str, Any]] = []
 
     async def run() -> None:
