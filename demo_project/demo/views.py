@@ -27,7 +27,7 @@ PAGES = [
     (
         "/fail/timeout/",
         "the payment provider never answers",
-        "category timeout, component payments",
+        "category timeout, component payments (under ASGI: shop, the view's)",
     ),
     ("/fail/validation/?quantity=-3", "rejects a negative quantity", "category validation"),
     ("/fail/noisy/", "the same error 500 times in a loop", "1 event; the rest are counted"),

@@ -24,6 +24,8 @@ from errwire._context import current_request
 from errwire._request import request_info
 from errwire.logging import CAPTURED_MARK
 
+from ._component import component_for
+
 __all__ = [
     "CLIENT_ERRORS",
     "MARK",
@@ -50,8 +52,12 @@ def is_captured(exc: BaseException) -> bool:
     return getattr(exc, MARK, False) is True
 
 
-def capture_once(exc: BaseException, mechanism: str, level: str = "error") -> bool:
-    """Capture ``exc`` unless it was captured already; mark it either way."""
+def capture_once(
+    exc: BaseException, mechanism: str, level: str = "error", request: object = None
+) -> bool:
+    """Capture ``exc`` unless it was captured already; mark it either way. With the
+    ``request`` it failed in, a stack without in-app frames gets the component of the
+    request's view (see ``_component``)."""
     if not _api._enabled or is_captured(exc):
         return False
     with contextlib.suppress(AttributeError, TypeError):  # a type without __dict__
@@ -59,7 +65,8 @@ def capture_once(exc: BaseException, mechanism: str, level: str = "error") -> bo
     if isinstance(exc, SuspiciousOperation):
         # Django logs these to django.security.<ClassName>, at ERROR.
         guard_logger(f"django.security.{type(exc).__name__}")
-    return _api.capture_error(exc, None, None, level, {"mechanism": mechanism})
+    component = None if request is None else component_for(exc, request)
+    return _api.capture_error(exc, component, None, level, {"mechanism": mechanism})
 
 
 class SkipCaptured(logging.Filter):

@@ -106,9 +106,9 @@ def on_request_exception(sender: Any, request: HttpRequest | None = None, **kwar
         return
     if request is not None and current_request() is None:
         with request_scope(DjangoRequestSnapshot.of(request)):
-            capture_once(exc, "django.got_request_exception")
+            capture_once(exc, "django.got_request_exception", "error", request)
     else:
-        capture_once(exc, "django.got_request_exception")
+        capture_once(exc, "django.got_request_exception", "error", request)
 
 
 def _at_exit() -> None:

@@ -12,6 +12,12 @@ redirecting (they are polled and scraped), and also accept
 Everything is read-only: GET and HEAD only. The page's CSS and JS are served
 from the package (no CDN, no external font); they are also under
 ``static/errwire/`` for ``collectstatic``.
+
+The page is the template ``errwire/dashboard.html``, found through the project's
+template engines like any app's template, so a project (its ``DIRS``, or an app
+listed before errwire) can override or extend it. A project whose engines cannot
+find it (no ``TEMPLATES``, no ``APP_DIRS``, only Jinja2) still gets the page:
+errwire's own engine renders the packaged template.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from django.http import (
     JsonResponse,
 )
 from django.shortcuts import resolve_url
-from django.template import Context, Engine
+from django.template import Context, Engine, TemplateDoesNotExist, loader
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
@@ -41,7 +47,17 @@ from errwire.integrations._telemetry_http import bearer_matches
 
 from . import conf
 
-__all__ = ["ASSETS", "POLL_SECONDS", "asset", "dashboard", "may_view", "metrics", "status_json"]
+__all__ = [
+    "ASSETS",
+    "POLL_SECONDS",
+    "TEMPLATE",
+    "asset",
+    "dashboard",
+    "may_view",
+    "metrics",
+    "render_page",
+    "status_json",
+]
 
 HERE = Path(__file__).resolve().parent
 ASSETS = {
@@ -49,6 +65,7 @@ ASSETS = {
     "dashboard.js": "text/javascript; charset=utf-8",
 }
 POLL_SECONDS = 3.0
+TEMPLATE = "errwire/dashboard.html"
 
 
 def may_view(user: Any) -> bool:
@@ -101,12 +118,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     except ImproperlyConfigured as exc:
         text = f"errwire is misconfigured: {exc}"
         return HttpResponse(text, status=500, content_type="text/plain; charset=utf-8")
-    page = (
-        _engine()
-        .get_template("errwire/dashboard.html")
-        .render(Context({"data": data, "poll_seconds": POLL_SECONDS, "request": request}))
+    return HttpResponse(
+        render_page(request, {"data": data, "poll_seconds": POLL_SECONDS, "request": request})
     )
-    return HttpResponse(page)
 
 
 @never_cache
@@ -144,7 +158,20 @@ def _asset_bytes(name: str) -> bytes:
     return (HERE / "static" / "errwire" / name).read_bytes()
 
 
+def render_page(request: HttpRequest, context: dict[str, Any]) -> str:
+    """The page through the project's template engines (a project's own
+    ``errwire/dashboard.html`` wins, as for any app template); through errwire's own
+    engine when none of them finds it. Only a missing template falls back: an
+    override that fails to render fails like any other template."""
+    try:
+        template = loader.get_template(TEMPLATE)
+    except TemplateDoesNotExist:
+        return _engine().get_template(TEMPLATE).render(Context(context))
+    page: str = template.render(context, request)
+    return page
+
+
 @cache
 def _engine() -> Engine:
-    """Its own template engine: the page renders whatever the project's TEMPLATES say."""
+    """The fallback engine: the packaged template, whatever the project's TEMPLATES say."""
     return Engine(dirs=[str(HERE / "templates")], app_dirs=False)

@@ -75,6 +75,6 @@ class ErrwireMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> None:
         if isinstance(exception, CLIENT_ERRORS):
             if self.capture_4xx:
-                capture_once(exception, "django.middleware", "warning")
+                capture_once(exception, "django.middleware", "warning", request)
             return
-        capture_once(exception, "django.middleware")
+        capture_once(exception, "django.middleware", "error", request)

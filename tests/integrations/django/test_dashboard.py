@@ -173,6 +173,116 @@ def test_warning_state_when_the_breaker_is_open(project: dict[str, Any]) -> None
     assert data["runtimes"][0]["breaker"]["seconds_until_half_open"] > 0
 
 
+# ----------------------------------------------------------------------------- template
+DJANGO_TEMPLATES = "django.template.backends.django.DjangoTemplates"
+APP_DIRS = [
+    {
+        "BACKEND": DJANGO_TEMPLATES,
+        "APP_DIRS": True,
+        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+    }
+]
+OVERRIDE_APP = "tests.integrations.django.override_app"
+PAGE = Path(dashboard.__file__).resolve().parent / "templates" / dashboard.TEMPLATE
+
+
+def fixed_context(request: HttpRequest) -> dict[str, Any]:
+    """One set of data for every rendering compared (the live data changes by the second)."""
+    data = dashboard._data()
+    return {"data": data, "poll_seconds": dashboard.POLL_SECONDS, "request": request}
+
+
+def test_the_page_is_the_same_through_the_projects_engine_and_the_fallback(
+    project: dict[str, Any],
+) -> None:
+    errwire.capture_message("template check <b>&</b>", level="warning", component="ops")
+    assert errwire.flush(5.0)
+    request = RequestFactory().get("/telemetry/")
+    context = fixed_context(request)
+    assert not settings_templates()  # the test project has no TEMPLATES: the fallback
+    fallback = dashboard.render_page(request, context)
+    with override_settings(TEMPLATES=APP_DIRS):
+        through_project = dashboard.render_page(request, context)
+    assert through_project == fallback
+    assert "template check" in fallback and "<b>" not in fallback  # escaped as before
+    # The blocks a project can override add nothing: without them, the same bytes.
+    source = PAGE.read_text()
+    assert "{% block footer %}" in source
+    plain = re.sub(r"{% (end)?block[^%]*%}", "", source)
+    assert plain.count("{%") == 0
+    from django.template import Context, Engine
+
+    assert Engine().from_string(plain).render(Context(context)) == fallback
+
+
+def settings_templates() -> list[Any]:
+    from django.conf import settings
+
+    return list(getattr(settings, "TEMPLATES", []))
+
+
+def test_a_project_template_replaces_the_page(project: dict[str, Any], tmp_path: Path) -> None:
+    own = tmp_path / "templates" / "errwire"
+    own.mkdir(parents=True)
+    (own / "dashboard.html").write_text("<h1>Acme</h1> {{ data.state }} every {{ poll_seconds }}")
+    templates = [{**APP_DIRS[0], "DIRS": [str(tmp_path / "templates")]}]
+    with override_settings(TEMPLATES=templates):
+        page = call(dashboard.dashboard, STAFF).content.decode()
+    assert page == "<h1>Acme</h1> ok every 3.0"
+
+
+def test_an_app_listed_before_errwire_extends_the_page(project: dict[str, Any]) -> None:
+    apps = [OVERRIDE_APP, "errwire.integrations.django"]
+    with override_settings(INSTALLED_APPS=apps, TEMPLATES=APP_DIRS):
+        page = call(dashboard.dashboard, STAFF).content.decode()
+    assert "<title>Acme shop · telemetry</title>" in page
+    assert '<link rel="stylesheet" href="assets/dashboard.css"><link rel="stylesheet" ' in page
+    # block.super keeps errwire's footer; the rest of the page is errwire's
+    assert '<code id="outbox-path">' in page and '<p class="acme">On call' in page
+    assert '<script id="errwire-data" type="application/json">' in page
+    assert 'src="assets/dashboard.js"' in page
+    with override_settings(INSTALLED_APPS=list(reversed(apps)), TEMPLATES=APP_DIRS):
+        assert "Acme" not in call(dashboard.dashboard, STAFF).content.decode()  # errwire first
+
+
+@pytest.mark.parametrize(
+    "templates",
+    [
+        [],
+        [{"BACKEND": DJANGO_TEMPLATES, "APP_DIRS": False, "DIRS": []}],
+        [{"BACKEND": "django.template.backends.jinja2.Jinja2", "APP_DIRS": True}],
+    ],
+    ids=["no-engine", "no-app-dirs", "jinja2-only"],
+)
+def test_engines_that_cannot_find_it_fall_back_to_errwires_own(
+    project: dict[str, Any], templates: list[dict[str, Any]]
+) -> None:
+    if templates and "jinja2" in templates[0]["BACKEND"]:
+        pytest.importorskip("jinja2")
+    request = RequestFactory().get("/telemetry/")
+    context = fixed_context(request)
+    expected = dashboard.render_page(request, context)
+    with override_settings(TEMPLATES=templates):
+        assert dashboard.render_page(request, context) == expected
+        assert call(dashboard.dashboard, STAFF).status_code == 200
+
+
+def test_a_broken_override_is_not_hidden_by_the_fallback(
+    project: dict[str, Any], tmp_path: Path
+) -> None:
+    from django.template import TemplateDoesNotExist
+
+    own = tmp_path / "errwire"
+    own.mkdir()
+    (own / "dashboard.html").write_text('{% include "acme/missing.html" %}')
+    templates = [{**APP_DIRS[0], "DIRS": [str(tmp_path)]}]
+    with (
+        override_settings(TEMPLATES=templates),
+        pytest.raises(TemplateDoesNotExist, match=re.escape("acme/missing.html")),
+    ):
+        call(dashboard.dashboard, STAFF)
+
+
 # ----------------------------------------------------------------------------- settings
 @pytest.mark.parametrize(
     ("key", "value", "fragment"),

@@ -20,5 +20,13 @@ urlpatterns = [
     path("async/ok/", views.async_ok),
     path("async/boom/", views.async_boom),
     path("async/wait/<str:name>/", views.async_wait),
+    path("timeout/", views.timeout),
+    path("pay/<int:order>/", views.pay),
+    path("refund/<int:order>/", views.refund),
+    path("async/pay/<int:order>/", views.async_pay),
+    path("rendered/", views.rendered),
+    path("captured/", views.captured_with_component),
+    path("decorated/", views.decorated_timeout),
+    path("class-based/", views.TimeoutView.as_view()),
     path("health/", health),
 ]

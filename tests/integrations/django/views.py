@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.views import View
 
 import errwire
+
+from . import payments
 
 log = logging.getLogger("tests.views")
 
@@ -66,6 +72,62 @@ async def async_ok(request: HttpRequest) -> HttpResponse:
 
 async def async_boom(request: HttpRequest) -> HttpResponse:
     raise Boom("async view failed")
+
+
+def timeout(request: HttpRequest) -> HttpResponse:
+    """Under ASGI this sync view runs in a thread; a ``TimeoutError`` crossing back
+    into the event loop is re-created by asyncio without its traceback."""
+    raise TimeoutError("upstream did not answer")
+
+
+def pay(request: HttpRequest, order: int) -> HttpResponse:
+    payments.charge(order)
+    return HttpResponse("paid")
+
+
+def refund(request: HttpRequest, order: int) -> HttpResponse:
+    payments.refund(order)
+    return HttpResponse("refunded")
+
+
+async def async_pay(request: HttpRequest, order: int) -> HttpResponse:
+    """An async view handing blocking work to a thread: the ``TimeoutError`` is
+    re-created when it crosses back, but this view's own frame is still on it."""
+    await sync_to_async(payments.charge)(order)
+    return HttpResponse("paid")
+
+
+def rendered(request: HttpRequest) -> TemplateResponse:
+    """Fails after it returned: Django renders the response, finds no template."""
+    return TemplateResponse(request, "errwire-tests/no-such-template.html", {})
+
+
+def captured_with_component(request: HttpRequest) -> HttpResponse:
+    try:
+        raise TimeoutError("handled by the view")
+    except TimeoutError as exc:
+        errwire.capture_error(exc, component="checkout")
+        raise
+
+
+def passthrough(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A decorator that keeps the view's metadata (``functools.wraps``)."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@passthrough
+def decorated_timeout(request: HttpRequest) -> HttpResponse:
+    raise TimeoutError("decorated view did not get an answer")
+
+
+class TimeoutView(View):
+    def get(self, request: HttpRequest) -> HttpResponse:
+        raise TimeoutError("class-based view did not get an answer")
 
 
 # Set by the isolation test: each request waits until all of them are inside a view.
