@@ -21,9 +21,11 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 # The editable install is a strict link tree so mypy can read it; it must be
-# rebuilt when a module is added or removed, so track the list of files.
+# rebuilt when a module is added or removed, so track the list of files (and the
+# C sources' contents: the extension is compiled at install time).
 $(MODULES): FORCE | $(PY)
-	@find core integrations -type f \( -name '*.py' -o -name 'py.typed' -o -name '*.html' -o -name '*.css' -o -name '*.js' \) | sort > $@.new
+	@find core integrations -type f \( -name '*.py' -o -name '*.pyi' -o -name 'py.typed' -o -name '*.html' -o -name '*.css' -o -name '*.js' \) | sort > $@.new
+	@sha1sum core/*.c >> $@.new
 	@cmp -s $@.new $@ || mv $@.new $@
 	@rm -f $@.new
 

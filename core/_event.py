@@ -10,10 +10,12 @@ huge context or a cyclic cause chain cost the same as an ordinary one.
 
 from __future__ import annotations
 
-import sys
 import threading
-from types import CodeType, TracebackType
+from types import CodeType
 from typing import Any
+
+from ._walk import _GROUPS
+from ._walk import frames as snapshot_frames
 
 __all__ = [
     "LEVELS",
@@ -62,12 +64,6 @@ def class_token(cls: type[BaseException]) -> int | type[BaseException]:
             _CLASSES.append(cls)  # before the token is published: readers index at once
             CLASS_TOKENS[cls] = token
     return token
-
-
-# Exception groups exist from Python 3.11; on 3.10 nothing is a group.
-_GROUPS: tuple[type[BaseException], ...] = (
-    (BaseExceptionGroup,) if sys.version_info >= (3, 11) else ()  # noqa: F821
-)
 
 
 class Event:
@@ -137,19 +133,6 @@ class Event:
     def __repr__(self) -> str:
         kind = self.exc_class.__name__ if self.exc_class else "message"
         return f"<Event {self.level} {kind}: {self.message[:60]!r}>"
-
-
-def snapshot_frames(tb: TracebackType | None, limit: int) -> RawFrames:
-    """The traceback as ``(code, lasti, ...)``, innermost last, keeping the innermost ``limit``."""
-    out: list[Any] = []
-    ap = out.append
-    while tb is not None:
-        ap(tb.tb_frame.f_code)
-        ap(tb.tb_lasti)
-        tb = tb.tb_next
-    if len(out) > 2 * limit:
-        del out[: len(out) - 2 * limit]
-    return tuple(out)
 
 
 def safe_message(exc: object, limit: int) -> str:

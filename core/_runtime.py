@@ -25,7 +25,6 @@ from ._context import RequestSnapshot, current_request, mark_chain_captured
 from ._counter import Counter, CounterMap
 from ._delivery import Delivery, DeliveryStats
 from ._event import (
-    _GROUPS,
     CLASS_TOKENS,
     LEVELS,
     Event,
@@ -40,6 +39,10 @@ from ._outbox import Outbox
 from ._payload import PayloadBuilder
 from ._storm import StormGuard
 from ._transport import MemoryTransport, Payload, Transport
+from ._walk import SPEEDUPS
+from ._walk import chained as _chained
+from ._walk import frames as _frames
+from ._walk import raise_site as _raise_site
 from ._worker import Pipeline, Scrub
 
 if TYPE_CHECKING:
@@ -133,19 +136,15 @@ class Runtime:
         # The real clocks are read directly: a bound method call per capture adds up.
         real = isinstance(self.clock, SystemClock)
         self._wall = time.time if real else self.clock.time
-        self.storm = StormGuard(
-            config.storm_window_seconds, time.monotonic if real else self.clock.monotonic
-        )
+        self.storm = StormGuard(config.storm_window_seconds, self._wall)
         self.captured = Counter()
         self.capture_failed = Counter()
         self._count_capture = self.captured.bump
         self._storm_admit = self.storm.admit
         self._storm_sites = self.storm.sites
-        self._storm_now = time.monotonic if real else self.clock.monotonic
         self._storm_window = config.storm_window_seconds
         self._storm_folded = self.storm.folded.bump
         self._max_frames = config.max_frames
-        self._max_frame_items = 2 * config.max_frames
         self._max_message = config.max_message_length
         self._max_chain = config.max_chained_exceptions
         self._max_context = config.max_context_keys
@@ -197,7 +196,6 @@ class Runtime:
         self.worker_lane: Lane = self.bus.subscribe(WORKER_LANE, self.forwarder or self.pipeline)
         if self.forwarder is not None:
             self.forwarder.lane = self.worker_lane
-        self._publish = self.bus.publish
         self.closed = False
         self.shutdown_spooled = Counter()
         self.dropped_at_shutdown = CounterMap()
@@ -219,39 +217,31 @@ class Runtime:
     ) -> bool:
         """The caller-thread snapshot: a few microseconds, nothing kept alive.
 
-        Deliberately written flat (the stack walks are inlined): every Python-level
-        call here costs the caller ~0.1 µs, every attribute read of a traceback or
-        frame ~0.03 µs. The raise site is found first (one attribute per frame), so
-        a repeat the storm guard folds never pays for the full walk (three).
+        Deliberately written flat: every Python-level call here costs the caller
+        ~0.1 µs. The raise site is found first, so a repeat the storm guard folds
+        never pays for reading the whole traceback (see ``_walk``).
         """
         try:
+            cls = type(exc)
             first = exc.__traceback__
-            if first is not None:
-                last = first
-                after = first.tb_next
-                while after is not None:
-                    last = after
-                    after = after.tb_next
-                # id() of the code object: hashing code is slow, and code outlives events.
-                site: tuple[Any, ...] = (type(exc), id(last.tb_frame.f_code), last.tb_lasti)
-            else:
+            site = _raise_site(cls, first)
+            if site is None:  # never raised: the call site of capture is the raise site
                 caller = sys._getframe(2)
-                site = (type(exc), id(caller.f_code), caller.f_lasti)
+                site = (cls, id(caller.f_code), caller.f_lasti)
             # StormGuard.admit(site) for a site it knows, inline (a call less, ~0.1 µs,
             # on every capture); a new site goes through admit(), which records it.
+            now = self._wall()  # the storm guard's clock and the event's timestamp
             entry = self._storm_sites.get(site)
             if entry is None:
                 repeats = self._storm_admit(site)
+            elif 0.0 <= now - entry[0] < self._storm_window:
+                self._storm_folded()
+                entry[1] += 1
+                repeats = -1
             else:
-                now = self._storm_now()
-                if now - entry[0] < self._storm_window:
-                    self._storm_folded()
-                    entry[1] += 1
-                    repeats = -1
-                else:
-                    repeats = entry[1]
-                    entry[0] = now
-                    entry[1] = 0
+                repeats = entry[1]
+                entry[0] = now
+                entry[1] = 0
             self._count_capture()
         except Exception as error:
             internal_error("capture", error)
@@ -259,22 +249,14 @@ class Runtime:
         if repeats < 0:
             return True
         try:
-            tb = first
-            walked: list[Any] = []
-            add = walked.append
-            while tb is not None:
-                add(tb.tb_frame.f_code)
-                add(tb.tb_lasti)
-                tb = tb.tb_next
-            if len(walked) > self._max_frame_items:
-                del walked[: len(walked) - self._max_frame_items]
             if level not in LEVELS:
                 warn_once("bad-level", "errwire: unknown level %r, using 'error'", level)
                 level = "error"
-            if exc.__cause__ is None and exc.__context__ is None and not isinstance(exc, _GROUPS):
-                chain: tuple[Any, ...] = ()
-            else:
-                chain = snapshot_chain(exc, self._max_chain, self._max_message, self._max_frames)
+            chain = (
+                snapshot_chain(exc, self._max_chain, self._max_message, self._max_frames)
+                if _chained(exc)
+                else ()
+            )
             try:
                 message = str(exc)
             except Exception:
@@ -282,21 +264,21 @@ class Runtime:
             if type(message) is not str or len(message) > self._max_message:
                 message = safe_message(exc, self._max_message)
             snapshot = _request_var()
-            token = _class_tokens(type(exc))  # the class, by a token: see _event.class_token
-            return self._publish(
+            token = _class_tokens(cls)  # the class, by a token: see _event.class_token
+            return self.bus.publish(
                 (
                     origin,
                     level,
-                    class_token(type(exc)) if token is None else token,
+                    class_token(cls) if token is None else token,
                     message,
-                    tuple(walked),
+                    _frames(first, self._max_frames),
                     chain,
                     component,
                     category,
                     priority,
                     self._bounded_context(context) if context else None,
                     None if snapshot is None else self._request(snapshot),
-                    self._wall(),
+                    now,
                     repeats,
                 )
             )
@@ -339,7 +321,7 @@ class Runtime:
                     + f"... [{len(text) - self._max_message} chars truncated]"
                 )
             snapshot = _request_var()
-            return self._publish(
+            return self.bus.publish(
                 (
                     origin,
                     level,
@@ -509,6 +491,7 @@ class Runtime:
             "pid": self.pid,
             "host": self.host,
             "started_at": self.started_at,
+            "speedups": SPEEDUPS,
             "worker_alive": bool(lane.thread and lane.thread.is_alive()),
             "queue": {
                 "depth": lane.depth,

@@ -5,6 +5,11 @@ The first occurrence in a window is enqueued; repeats only bump a counter that
 travels with the next enqueued event from the same site. Runs on request
 threads, so it takes no lock: the exact total lives in a lock-free counter and
 the per-site travelling count is best effort under races between threads.
+
+The runtime gives it the wall clock, which capture reads anyway for the event's
+timestamp (one clock read per capture, not two). A wall clock can jump: a jump
+backwards admits the next occurrence (never folds for longer than the window),
+a jump forwards ends a window early. Either way nothing is held back.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ class StormGuard:
                 self._forget()
             self.sites[site] = [now, 0]
             return 0
-        if now - entry[_AT] < self.window:
+        if 0.0 <= now - entry[_AT] < self.window:
             self.folded.bump()
             entry[_FOLDS] += 1
             return -1

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from errwire import _event, _runtime, _walk
 from errwire._clock import ManualClock
 from errwire._config import make_config
 from errwire._outbox import Outbox
@@ -61,6 +62,21 @@ class ScriptedTransport:
 
     def close(self) -> None:
         return None
+
+
+@pytest.fixture(params=["compiled", "python"])
+def walk(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a capture test with each traceback walk: the C one (errwire._speedups)
+    and its pure-Python twin, which runs where no C compiler was at hand."""
+    if request.param == "compiled":
+        if not _walk.SPEEDUPS:
+            pytest.skip("errwire._speedups is not built here (test_walk checks why)")
+        return "compiled"
+    monkeypatch.setattr(_runtime, "_frames", _walk.py_frames)
+    monkeypatch.setattr(_runtime, "_raise_site", _walk.py_raise_site)
+    monkeypatch.setattr(_runtime, "_chained", _walk.py_chained)
+    monkeypatch.setattr(_event, "snapshot_frames", _walk.py_frames)
+    return "python"
 
 
 @pytest.fixture

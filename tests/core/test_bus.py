@@ -113,7 +113,7 @@ def test_publish_is_safe_from_many_threads_and_counts_exactly() -> None:
         t.join()
     lane.process_pending()
     dropped = sum(lane.dropped.values().values())
-    assert bus.published.value == 2000
+    assert bus.published == 2000
     assert len(rec.seen) + dropped == 2000
     assert len(rec.seen) >= 1000
 
@@ -216,3 +216,46 @@ def test_drain_takes_what_is_queued() -> None:
     assert [r[3] for r in lane.drain()] == ["a", "b"]
     assert lane.depth == 0
     assert lane.done.value == 2
+
+
+def test_published_counts_exactly_as_lanes_come_and_go() -> None:
+    """One lane is published to directly (a call less per capture); the count of
+    publishes stays exact through every change of lanes."""
+    bus = EventBus(100, autostart=False)
+    assert bus.publish(raw())  # no lane yet
+    first = bus.subscribe("a", Recorder())
+    assert bus.publish == first.offer  # the direct path
+    for _ in range(3):
+        bus.publish(raw())
+    bus.subscribe("b", Recorder())
+    for _ in range(2):
+        bus.publish(raw())
+    assert bus.unsubscribe("a")
+    bus.publish(raw())
+    assert bus.published == 1 + 3 + 2 + 1
+    assert bus.snapshot()["published"] == 7
+    assert first.offered.value == 3 + 2
+
+
+def test_a_thread_that_cannot_start_is_retried_and_nothing_queued_is_lost(
+    monkeypatch: pytest.MonkeyPatch, allow_internal_errors: list[Any]
+) -> None:
+    bus = EventBus(100, tick=0.01)
+    rec = Recorder()
+    lane = bus.subscribe("w", rec)
+    real_start = threading.Thread.start
+    failures = iter([RuntimeError("can't start new thread")])
+
+    def start(thread: threading.Thread) -> None:
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    assert bus.publish(raw(message="first"))  # queued; its thread failed to start
+    assert lane.thread is None
+    assert [where for where, _ in allow_internal_errors] == ["lane w: start"]
+    assert bus.publish(raw(message="second"))  # starts it
+    assert bus.flush(5.0)
+    assert rec.seen == ["first", "second"]

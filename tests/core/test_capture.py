@@ -12,13 +12,16 @@ import pytest
 
 import errwire
 from errwire import _api
+from errwire._config import make_config
 from errwire._event import LEVELS, Event, safe_message, snapshot_chain
+from errwire._runtime import Runtime
+from errwire._transport import MemoryTransport
 
 from .conftest import MakeRuntime, raise_depth
 
 
 @pytest.fixture
-def events(make_runtime: MakeRuntime) -> Iterator[list[dict[str, Any]]]:
+def events(make_runtime: MakeRuntime, walk: str) -> Iterator[list[dict[str, Any]]]:
     runtime = make_runtime(storm_window_seconds=0)
     _api.install(runtime)
 
@@ -228,7 +231,9 @@ def test_broken_request_snapshot_is_an_internal_error_not_a_crash(
     assert allow_internal_errors and allow_internal_errors[0][0] == "request snapshot"
 
 
-def test_storm_guard_folds_repeats_of_one_site(make_runtime: MakeRuntime, clock: Any) -> None:
+def test_storm_guard_folds_repeats_of_one_site(
+    make_runtime: MakeRuntime, clock: Any, walk: str
+) -> None:
     runtime = make_runtime()
     _api.install(runtime)
 
@@ -262,6 +267,53 @@ def test_storm_guard_folds_repeats_of_one_site(make_runtime: MakeRuntime, clock:
     assert c["captured"] == 1002
     assert c["deduplicated"] == 1000
     assert c["delivered"] == 2
+
+
+class SteppedClock:
+    """A wall clock that can be stepped backwards (NTP, a VM restored from a snapshot)."""
+
+    def __init__(self) -> None:
+        self.wall = 1_700_000_000.0
+
+    def monotonic(self) -> float:
+        return 1000.0
+
+    def time(self) -> float:
+        return self.wall
+
+
+def test_storm_guard_never_holds_a_site_back_when_the_clock_steps_back(
+    data_dir: str, walk: str
+) -> None:
+    clock = SteppedClock()
+    runtime = Runtime(
+        make_config({"data_dir": data_dir}),
+        transport=MemoryTransport(),
+        clock=clock,
+        scrub=lambda payload: payload,
+        autostart=False,
+    )
+    _api.install(runtime)
+    try:
+
+        def fail() -> None:
+            raise ValueError("same site")
+
+        def capture() -> None:
+            try:
+                fail()
+            except ValueError as exc:
+                errwire.capture_error(exc)
+
+        capture()
+        capture()  # within the window: folded
+        assert runtime.worker_lane.depth == 1
+        clock.wall -= 3600  # the clock steps back an hour: the window cannot last an hour
+        capture()
+        assert runtime.worker_lane.depth == 2
+        assert runtime.storm.folded.value == 1
+    finally:
+        errwire.shutdown(1.0)
 
 
 def test_event_levels_order() -> None:

@@ -79,7 +79,7 @@ def test_disabled_capture_returns_false_and_touches_nothing(make_runtime: MakeRu
     assert runtime.counters()["captured"] == 0
 
 
-def test_capture_does_not_keep_the_traceback_alive(make_runtime: MakeRuntime) -> None:
+def test_capture_does_not_keep_the_traceback_alive(make_runtime: MakeRuntime, walk: str) -> None:
     runtime = make_runtime()
     _api.install(runtime)
 
