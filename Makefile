@@ -29,7 +29,7 @@ $(MODULES): FORCE | $(PY)
 	@cmp -s $@.new $@ || mv $@.new $@
 	@rm -f $@.new
 
-$(STAMP): pyproject.toml $(MODULES) | $(PY)
+$(STAMP): pyproject.toml $(MODULES) | $(PY) compiler
 	flock $(VENV)/.lock $(PY) -m pip install --quiet -e '.[dev]' --config-settings editable_mode=strict
 	@touch $@
 
@@ -39,15 +39,22 @@ setup: $(STAMP)
 # dashboard's browser tests) and wrk (load from a second process in the benchmarks).
 # A no-op once they are installed; `apt-get update` runs once, before the first install.
 SYSTEM_PACKAGES := redis-server chromium chromium-driver wrk
+APT_INSTALL = SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  $(APT_INSTALL) $$missing >/dev/null; \
 	fi
 
-.PHONY: setup system-deps
+# A C compiler for the capture path's optional extension (core/_speedups.c); without
+# one the install falls back to the pure-Python twin, slower but the same.
+compiler:
+	@command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || \
+	  { echo "installing Debian package: gcc"; $(APT_INSTALL) gcc >/dev/null || echo "no C compiler: errwire runs its pure-Python traceback walk"; }
+
+.PHONY: setup system-deps compiler
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
