@@ -37,24 +37,23 @@ def capture_events(**options: Any) -> Iterator[list[Payload]]:
     if started_here:
         runtime = _api.init(transport=memory, use_env=False, **options)
     assert runtime is not None
-    if runtime.forwarder is not None:
-        # In Redis mode this process's events leave through the stream and are
-        # delivered by worker processes: there is no transport here to swap.
-        raise RuntimeError(
-            "errwire.testing.capture_events() needs the in-process bus, but the running "
-            "runtime forwards to Redis (option 'bus'). Run tests without ERRWIRE_BUS, "
-            "or call errwire.shutdown() before capture_events()."
-        )
+    forwarder = runtime.forwarder
     previous = runtime.delivery.transport
     was_enabled = _api.is_enabled()
     if not started_here:
-        runtime.flush(2.0)
+        runtime.flush(2.0)  # what was captured before the block goes where it was going
         runtime.delivery.transport = memory
         _api.enable()
+    if forwarder is not None:
+        # Redis mode: for the block, this process's events go through the in-process
+        # pipeline (every safeguard and the scrubber) to the list, not to the stream.
+        forwarder.divert = runtime.pipeline
     try:
         yield memory.events
     finally:
         runtime.flush(5.0)
+        if forwarder is not None:
+            forwarder.divert = None
         if started_here:
             _api.shutdown()
         else:

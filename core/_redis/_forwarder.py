@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .._bus import Lane
+from .._bus import Consumer, Lane
 from .._clock import Clock
 from .._config import Config, redact_url
 from .._counter import Counter, CounterMap
@@ -83,6 +83,9 @@ class StreamForwarder:
         self.keys = keys or Keys()
         self.batch_size = batch_size
         self.lane: Lane | None = None  # set once subscribed: its depth decides when to send
+        # While set, events go to this consumer instead of the stream: the in-process
+        # pipeline, for errwire.testing.capture_events() in a Redis-mode process.
+        self.divert: Consumer | None = None
         self._client = client
         self._scripts: Scripts | None = None
         self._random = (rng or random.Random()).random
@@ -136,6 +139,10 @@ class StreamForwarder:
 
     # -- the lane's consumer -------------------------------------------------------------
     def consume(self, event: Event) -> None:
+        divert = self.divert
+        if divert is not None:
+            divert.consume(event)
+            return
         if not self.is_enabled():
             self.dropped.bump("disabled")
             return

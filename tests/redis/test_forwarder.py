@@ -297,17 +297,27 @@ def test_a_new_process_starts_forwarding_what_an_earlier_one_spooled(tmp_path: P
         restarted.shutdown(0.5)
 
 
-def test_capture_events_refuses_a_redis_runtime_instead_of_collecting_nothing(
-    tmp_path: Path,
+def test_capture_events_collects_in_a_redis_runtime_then_forwarding_resumes(
+    redis_server: RedisServer, client: Any, keys: Keys, tmp_path: Path
 ) -> None:
     import errwire
-    from errwire import _api
     from errwire.testing import capture_events
 
-    errwire.init(bus="redis://127.0.0.1:1/0", data_dir=str(tmp_path), use_env=False)
+    runtime = errwire.init(
+        bus=redis_server.url, data_dir=str(tmp_path), storm_window_seconds=0, use_env=False
+    )
     try:
-        with pytest.raises(RuntimeError, match="needs the in-process bus"), capture_events():
-            pass  # pragma: no cover - never entered
-        assert _api.get_runtime() is not None  # the running runtime is left alone
+        errwire.capture_error(_raise(1), component="orders")
+        with capture_events() as events:
+            errwire.capture_error(_raise(2), component="orders", context={"password": "hunter2"})
+        assert [e["exception"]["value"] for e in events] == ["order 2 failed"]
+        assert "hunter2" not in json.dumps(events)  # scrubbed like everything else
+        errwire.capture_error(_raise(3), component="orders")
+        assert errwire.flush(5.0)
+        forwarded = [e["exception"]["value"] for e in _entries(client, keys)]
+        assert forwarded == ["order 1 failed", "order 3 failed"]  # the block's stayed here
+        counters = runtime.counters()
+        assert (counters["forwarded"], counters["delivered"]) == (2, 1)
+        assert counters["captured"] == accounted_for(counters)
     finally:
-        errwire.shutdown(0.5)
+        errwire.shutdown(2.0)
