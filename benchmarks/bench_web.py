@@ -13,7 +13,10 @@ Each side runs in its own process (``python -m benchmarks`` interleaves them):
   measured in turn, round by round, in the same process (errwire touches only
   the app it is set up on); the overhead is the median of the per-round
   differences, with half their interquartile range. Then errwire's
-  per-request layer alone around a do-nothing WSGI / ASGI app against that app.
+  per-request layer alone around a do-nothing WSGI / ASGI app against that app,
+  with the language floor (an empty Python function call, the loop included)
+  timed in the same rounds: the machine's speed drifts between runs, the ratio
+  of the overhead to the floor much less.
 * sentry-sdk patches the framework classes for the whole process: the bare app
   is timed first, then ``sentry_sdk.init`` with a dummy DSN, a transport that
   discards envelopes and its Flask / Starlette integration: errors only (its
@@ -27,10 +30,11 @@ Each side runs in its own process (``python -m benchmarks`` interleaves them):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import tempfile
 from typing import Any
 
-from ._fixtures import sentry_init
+from ._fixtures import empty, sentry_init
 from ._harness import (
     PEERS,
     Run,
@@ -43,7 +47,7 @@ from ._harness import (
     sizes,
 )
 from ._harness import start_response as _start_response
-from ._registry import Job, Mode, Results, Row, Scenario, Side
+from ._registry import Job, Mode, Results, Row, Scenario, Side, fmt_ns, median_of
 
 __all__ = ["measure_side", "scenarios"]
 
@@ -52,6 +56,7 @@ SIDES = ("errwire", "sentry-sdk", "sentry-sdk + tracing", "opentelemetry")
 BUDGET_NS = {"flask": 2000.0, "starlette": 1000.0}
 TITLE = {"flask": "Flask", "starlette": "Starlette"}
 SCOPE = http_scope("/")
+FLOOR_CALLS = 20  # empty calls per "request" of the floor: rounds long enough to time
 
 
 def _start_errwire() -> None:
@@ -172,6 +177,17 @@ async def _noop_asgi(scope: Any, receive: Any, send: Any) -> None:
 # ----------------------------------------------------------------------------- measuring
 
 
+def _floor() -> Run:
+    """The language floor, FLOOR_CALLS empty calls per request (divided out in the rows)."""
+    exc = RuntimeError("floor")
+
+    def run(n: int) -> None:
+        for _ in range(n * FLOOR_CALLS):
+            empty(exc)
+
+    return run
+
+
 def _app(framework: str, with_errwire: bool = False) -> Any:
     return _flask_app(with_errwire) if framework == "flask" else _starlette_app(with_errwire)
 
@@ -227,6 +243,7 @@ def measure_side(framework: str, side: str, mode: Mode) -> dict[str, Any]:
             {
                 "bare": _wsgi_runner(_noop_wsgi, environ),
                 "errwire": _wsgi_runner(_RequestScope(_noop_wsgi), environ),
+                "floor": _floor(),
             },
             requests * 10,
             rounds,
@@ -238,6 +255,7 @@ def measure_side(framework: str, side: str, mode: Mode) -> dict[str, Any]:
             {
                 "bare": _asgi_runner(_noop_asgi),
                 "errwire": _asgi_runner(ErrwireMiddleware(_noop_asgi)),
+                "floor": _floor(),
             },
             requests * 10,
             rounds,
@@ -246,6 +264,29 @@ def measure_side(framework: str, side: str, mode: Mode) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- scenarios
+
+
+def _with_floor(rows: list[Row], results: Results) -> list[Row]:
+    """The floor columns on errwire's rows: overhead over an empty call timed in the
+    same rounds as errwire's layer (runs that predate the floor keep them empty)."""
+    layers = [run["layer"] for run in results.get("errwire", ()) if "floor" in run["layer"]]
+    if not layers:
+        return rows
+    floor = median_of(layers, "floor") / FLOOR_CALLS
+    app = [run["app"] for run in results["errwire"]]
+    values = {
+        "app": median_of(app, "errwire_overhead"),
+        "layer": median_of(layers, "errwire_overhead"),
+    }
+    out = []
+    for row in rows:
+        if not row.target:  # the noise row
+            out.append(row)
+            continue
+        value = values["layer" if "layer alone" in row.scenario else "app"]
+        over = f"{value / floor:.0f}x" if value > 0 else ""  # below noise: no ratio
+        out.append(dataclasses.replace(row, floor=fmt_ns(floor), over_floor=over))
+    return out
 
 
 def scenarios(mode: Mode) -> list[Scenario]:
@@ -263,10 +304,11 @@ def scenarios(mode: Mode) -> list[Scenario]:
             labels: dict[str, str] = labels, framework: str = framework,
         ) -> list[Row]:  # fmt: skip
             layer = "do-nothing WSGI app" if framework == "flask" else "do-nothing ASGI app"
-            return request_rows(
+            rows = request_rows(
                 f"{title} hello world", budget, results, labels, layer,
                 [("again", "the bare app again (noise of the row above)", "")],
             )  # fmt: skip
+            return _with_floor(rows, results)
 
         sides = [
             Side(side, Job("benchmarks.bench_web", "measure_side",

@@ -108,6 +108,36 @@ def test_500_sent_then_raised_is_one_event(events: list[Payload]) -> None:
     assert len(events) == 1 and events[0]["exception"]["type"].endswith("OrderError")
 
 
+def test_the_status_is_read_from_the_response_start_even_after_another_message(
+    events: list[Payload],
+) -> None:
+    """Only the first message with a status is read (the body messages after it are not);
+    an extension message sent before http.response.start does not hide the status."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.debug", "info": {}})
+        await send({"type": "http.response.start", "status": 500, "headers": []})
+        await send({**BODY, "more_body": True})
+        await send(BODY)
+
+    recorder = run(request(ErrwireMiddleware(app)))
+    assert [m["type"] for m in recorder.sent].count("http.response.body") == 2
+    errwire.flush()
+    assert [e["message"] for e in events] == ["HTTP 500 response: GET /"]
+
+
+def test_the_wrapped_app_is_a_coroutine_function_that_servers_take_for_asgi3(
+    data_dir: str,
+) -> None:
+    import uvicorn
+
+    app = ErrwireMiddleware(ok_app, transport="memory", data_dir=data_dir)
+    assert asyncio.iscoroutinefunction(app)
+    config = uvicorn.Config(app, log_config=None)
+    config.load()
+    assert config.interface == "asgi3"
+
+
 def test_server_error_capture_can_be_turned_off(events: list[Payload]) -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 502, "headers": []})

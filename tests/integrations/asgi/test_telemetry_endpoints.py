@@ -10,7 +10,7 @@ import pytest
 
 from errwire.integrations.asgi import ErrwireMiddleware
 
-from .conftest import BODY, START_200, Message, run, serving
+from .conftest import BODY, START_200, App, Message, get, run, serving
 
 TOKEN = "asgi-telemetry-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -24,7 +24,7 @@ async def hello(scope: Any, receive: Any, send: Any) -> None:
     await send(message)
 
 
-def make(data_dir: str, **options: Any) -> ErrwireMiddleware:
+def make(data_dir: str, **options: Any) -> App:
     return ErrwireMiddleware(
         hello,
         telemetry_path="/ops/telemetry/",
@@ -37,7 +37,8 @@ def make(data_dir: str, **options: Any) -> ErrwireMiddleware:
 
 def test_without_the_option_nothing_is_put_in_front_of_the_app(data_dir: str) -> None:
     middleware = ErrwireMiddleware(hello, transport="memory", data_dir=data_dir)
-    assert middleware.app is hello
+    response = run(get(middleware, "/ops/telemetry/status.json"))
+    assert (response.status_code, response.text) == (200, "ok")  # the app answered
 
 
 def test_endpoints_answer_with_the_token_only(data_dir: str) -> None:
