@@ -45,6 +45,7 @@ from ._harness import (
     peer_measure,
     request_rows,
     sizes,
+    verdict,
 )
 from ._harness import start_response as _start_response
 from ._registry import Job, Mode, Results, Row, Scenario, Side, fmt_ns, median_of
@@ -57,6 +58,8 @@ BUDGET_NS = {"flask": 2000.0, "starlette": 1000.0}
 TITLE = {"flask": "Flask", "starlette": "Starlette"}
 SCOPE = http_scope("/")
 FLOOR_CALLS = 20  # empty calls per "request" of the floor: rounds long enough to time
+# An empty Python call (with its loop) on the machine the design's budgets were set on.
+REFERENCE_CALL_NS = 30.0
 
 
 def _start_errwire() -> None:
@@ -266,26 +269,47 @@ def measure_side(framework: str, side: str, mode: Mode) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- scenarios
 
 
-def _with_floor(rows: list[Row], results: Results) -> list[Row]:
-    """The floor columns on errwire's rows: overhead over an empty call timed in the
-    same rounds as errwire's layer (runs that predate the floor keep them empty)."""
+def _with_floor(rows: list[Row], budget: float, results: Results) -> list[Row]:
+    """The floor columns on errwire's rows (overhead over an empty call timed in the
+    same rounds as errwire's layer), and the budget judged at this machine's speed.
+
+    The budgets are the design's, set on a machine where an empty call costs
+    ``REFERENCE_CALL_NS``; here the same call costs ``floor``, so the budget is
+    scaled by ``floor / REFERENCE_CALL_NS`` (the verdict against the absolute
+    budget is kept beside it when they differ). Runs that predate the floor keep
+    the absolute verdict and empty floor columns."""
     layers = [run["layer"] for run in results.get("errwire", ()) if "floor" in run["layer"]]
     if not layers:
         return rows
     floor = median_of(layers, "floor") / FLOOR_CALLS
+    scaled = budget * floor / REFERENCE_CALL_NS
     app = [run["app"] for run in results["errwire"]]
     values = {
-        "app": median_of(app, "errwire_overhead"),
-        "layer": median_of(layers, "errwire_overhead"),
+        "app": (median_of(app, "errwire_overhead"), median_of(app, "errwire_overhead_spread")),
+        "layer": (
+            median_of(layers, "errwire_overhead"),
+            median_of(layers, "errwire_overhead_spread"),
+        ),
     }
+    target = (
+        f"<= {budget / 1000:g} µs at a {REFERENCE_CALL_NS:g} ns empty call "
+        f"(here {fmt_ns(floor)}: {fmt_ns(scaled)})"
+    )
     out = []
     for row in rows:
         if not row.target:  # the noise row
             out.append(row)
             continue
-        value = values["layer" if "layer alone" in row.scenario else "app"]
+        value, spread = values["layer" if "layer alone" in row.scenario else "app"]
         over = f"{value / floor:.0f}x" if value > 0 else ""  # below noise: no ratio
-        out.append(dataclasses.replace(row, floor=fmt_ns(floor), over_floor=over))
+        result = verdict(value, spread, scaled)
+        if result != row.result:
+            result += f" ({budget / 1000:g} µs absolute: {row.result})"
+        out.append(
+            dataclasses.replace(
+                row, floor=fmt_ns(floor), over_floor=over, target=target, result=result
+            )
+        )
     return out
 
 
@@ -308,7 +332,7 @@ def scenarios(mode: Mode) -> list[Scenario]:
                 f"{title} hello world", budget, results, labels, layer,
                 [("again", "the bare app again (noise of the row above)", "")],
             )  # fmt: skip
-            return _with_floor(rows, results)
+            return _with_floor(rows, budget, results)
 
         sides = [
             Side(side, Job("benchmarks.bench_web", "measure_side",
