@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._breaker import CircuitBreaker
-from ._clock import Clock
+from ._breaker import CLOSED, CircuitBreaker
+from ._clock import Clock, SystemClock
 from ._counter import Counter, CounterMap
 from ._internal import internal_error, logger, warn_once
 from ._outbox import Outbox
@@ -28,6 +29,10 @@ if TYPE_CHECKING:
 __all__ = ["Delivery", "DeliveryStats"]
 
 _MAX_STUCK_SENDERS = 2
+# Enum members read once: a class attribute lookup per use adds up on the worker.
+_OK = Outcome.OK
+_REJECTED = Outcome.REJECTED
+_RETRYABLE = Outcome.RETRYABLE
 
 
 @dataclass
@@ -125,16 +130,21 @@ class Delivery:
         self.stats = stats or DeliveryStats()
         self.paused_until = 0.0
         self.outbox_pending: int | None = None  # unknown until first looked at
-        self.in_flight: Payload | None = None
         self.closed = False
         self.last_error: str | None = None
         self._sender: _GuardedSender | None = None
         self._stuck: list[_GuardedSender] = []
         self._lock = threading.Lock()  # serialises outbox writes from the worker and shutdown
         # Hands the send in flight over at shutdown: either the worker counts its
-        # answer, or shutdown takes (and spools) it; never both, never neither.
-        self._handover = threading.Lock()
+        # answer, or shutdown takes (and spools) it; never both, never neither. The
+        # payload sits in a one-slot dict; the worker and shutdown each take it with
+        # ``pop``, one C call under the GIL (an atomic exchange), so exactly one of
+        # them gets it, and the worker's uncontended path takes no lock.
+        self._flight: dict[int, Payload] = {}
         self._taken = False
+        # the real clock read directly: two calls less per send
+        self._now = time.monotonic if type(clock) is SystemClock else clock.monotonic
+        self._delivered = self.stats.delivered.bump
 
     @classmethod
     def from_config(
@@ -164,16 +174,24 @@ class Delivery:
 
     # -- live events ------------------------------------------------------------
 
+    @property
+    def in_flight(self) -> Payload | None:
+        """The payload of the send under way, if any."""
+        return self._flight.get(0)
+
     def deliver(self, payload: Payload, timeout: float | None = None) -> None:
-        if not self._may_send():
+        # The breaker closed and no pause: what _may_send answers, without its calls.
+        if (
+            self.closed or self.paused_until or self.breaker.state != CLOSED
+        ) and not self._may_send():
             self.spool([payload])
             return
         result = self._send(payload, timeout)
         if self._taken:
             return  # shutdown took this payload and spooled it; a late answer changes nothing
-        if result.outcome is Outcome.OK:
-            self.stats.delivered.bump()
-        elif result.outcome is Outcome.REJECTED:
+        if result.outcome is _OK:
+            self._delivered()
+        elif result.outcome is _REJECTED:
             self.stats.rejected.bump()
         else:
             self.spool([payload])
@@ -181,24 +199,39 @@ class Delivery:
     def _may_send(self) -> bool:
         if self.closed:
             return False  # after shutdown: to the outbox, not the network
-        if self.paused_until and self.clock.monotonic() < self.paused_until:
-            return False
+        if self.paused_until:
+            if self._now() < self.paused_until:
+                return False
+            self.paused_until = 0.0  # the pause is over
         return self.breaker.allow()
 
     def _send(self, payload: Payload, timeout: float | None) -> SendResult:
         limit = self.timeout if timeout is None else min(timeout, self.timeout)
-        self.in_flight = payload
-        start = self.clock.monotonic()
+        flight = self._flight
+        flight[0] = payload
+        now = self._now
+        start = now()
         try:
-            if self.transport.enforces_timeout:
-                result = _call_transport(self.transport, payload, limit)
+            transport = self.transport
+            if transport.enforces_timeout:
+                # _call_transport(transport, payload, limit), inline: this runs per event
+                try:
+                    answer: object = transport.send(payload, limit)
+                except Exception as exc:
+                    answer = SendResult(
+                        _RETRYABLE, detail=f"transport raised {type(exc).__name__}: {exc}"
+                    )
+                if isinstance(answer, SendResult):
+                    result = answer
+                else:
+                    result = SendResult(
+                        _RETRYABLE, detail=f"transport returned {type(answer).__name__}"
+                    )
             else:
                 result = self._send_guarded(payload, limit)
         finally:
-            with self._handover:
-                self._taken = self.in_flight is not payload
-                self.in_flight = None
-        elapsed = self.clock.monotonic() - start
+            self._taken = flight.pop(0, None) is not payload
+        elapsed = now() - start
         if elapsed > self.slow_seconds:
             self.stats.slow_sends.bump()
             warn_once(
@@ -207,7 +240,13 @@ class Delivery:
                 self.transport.name,
                 elapsed * 1000,
             )
-        self._record(result)
+        if result.outcome is _OK and not result.retry_after:  # _record's common case, inline
+            self.stats.results.bump("ok")
+            breaker = self.breaker
+            if breaker.state != CLOSED or breaker.consecutive_failures:
+                breaker.record_success()  # (closed with no failures: nothing to record)
+        else:
+            self._record(result)
         return result
 
     def _send_guarded(self, payload: Payload, limit: float) -> SendResult:
@@ -226,8 +265,9 @@ class Delivery:
         return result
 
     def _record(self, result: SendResult) -> None:
-        self.stats.results.bump(result.outcome.value)
-        if result.outcome is Outcome.RETRYABLE:
+        outcome = result.outcome
+        self.stats.results.bump(outcome._value_)  # .value is a property: a call more
+        if outcome is _RETRYABLE:
             self.stats.failed.bump()
             self.last_error = result.detail
             warn_once(
@@ -331,10 +371,8 @@ class Delivery:
     def stop_sending(self) -> Payload | None:
         """Close delivery (shutdown). Returns the payload of a send still in flight,
         which the caller now owns and must spool: its answer will be ignored."""
-        with self._handover:
-            self.closed = True
-            payload, self.in_flight = self.in_flight, None
-        return payload
+        self.closed = True
+        return self._flight.pop(0, None)
 
     def close(self) -> None:
         self.closed = True

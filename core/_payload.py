@@ -15,11 +15,17 @@ application's errors is small, and an empty cache refills in a few events):
 * (component, category, type, message, top frame) -> the fingerprint.
 
 A resolved ``Stack``'s frames are shared by every event with that stack and are
-never modified; so are the tags of a (component, category, priority, origin) and
-the runtime's own fields. They reach a payload as ``FrozenFrames`` and
-``FrozenMap`` only when the scrub stage is errwire's scrubber, which always
-returns fresh copies (and memoises its work per shared object); any other scrub
-stage gets fresh lists and dicts, as before.
+never modified; so are the tags of a (component, category, priority, origin), the
+runtime's own fields and the exception part of a (class, message, stack). They
+reach a payload as ``FrozenFrames`` and ``FrozenMap`` only when the scrub stage is
+errwire's scrubber, which always returns fresh copies (and memoises its work per
+shared object); any other scrub stage gets fresh lists and dicts, as before. For
+errwire's scrubber, from the second event of a kind on, the payload is also a
+``BuiltPayload``: every field but the per-event ones (id, timestamp, context,
+request, chain, counts) comes from a shared ``base`` for its (exception, message,
+component, category, priority, level, origin, fingerprint), which the scrubber
+scrubs once. (The first event of a kind gets a plain payload: a message with an id
+in it never repeats, and must not fill the caches.)
 """
 
 from __future__ import annotations
@@ -39,13 +45,24 @@ from ._jsonsafe import json_safe
 from ._modules import ModuleIndex
 from ._transport import Payload
 
-__all__ = ["FrozenFrames", "FrozenMap", "PayloadBuilder", "Stack", "type_name"]
+__all__ = [
+    "PER_EVENT",
+    "BuiltPayload",
+    "FrozenFrames",
+    "FrozenMap",
+    "PayloadBuilder",
+    "Stack",
+    "type_name",
+]
 
 _FRAME_CACHE_SIZE = 4096
 _STACK_CACHE_SIZE = 1024
 _CLASS_CACHE_SIZE = 1024
 _FINGERPRINT_CACHE_SIZE = 4096
 _TAGS_CACHE_SIZE = 1024
+_EXCEPTIONS_CACHE_SIZE = 1024
+_BASES_CACHE_SIZE = 1024
+_SEEN_ONCE_SIZE = 4096
 _MAX_KEY = 200  # json_safe's bound for a context key
 _INT_BOUND = 2**63  # json_safe's bound for an int kept as a number
 # Event ids: a private generator (an application's random.seed() must not make ids
@@ -78,6 +95,22 @@ class FrozenMap(dict):  # type: ignore[type-arg]
     __slots__ = ()
 
 
+class BuiltPayload(dict):  # type: ignore[type-arg]
+    """A payload for errwire's scrubber whose fields that are the same for every event
+    of its kind (message, exception, component, tags...) are also in ``base``, a
+    ``FrozenMap`` shared by those events: the scrubber scrubs ``base`` once and only
+    the per-event fields (``PER_EVENT``) each time (see the module doc)."""
+
+    __slots__ = ("base",)
+
+    base: FrozenMap
+
+
+# The fields of a payload that differ from event to event; ``BuiltPayload.base`` has
+# None in their place.
+PER_EVENT = ("event_id", "timestamp", "chain", "context", "request", "repeats", "suppressed")
+
+
 class Stack:
     """A resolved stack: its frames (innermost last), the top frame (the innermost
     in-app one, else the innermost), and what the top frame says about the event."""
@@ -108,6 +141,9 @@ class PayloadBuilder:
         self._stacks: dict[tuple[tuple[int, ...], tuple[Any, ...]], Stack] = {}
         self._classes: dict[type[BaseException], tuple[str, str]] = {}
         self._fingerprints: dict[tuple[str, str, str, str, str], str] = {}
+        self._exceptions: dict[tuple[type[BaseException], str, int], tuple[Stack, FrozenMap]] = {}
+        self._bases: dict[tuple[Any, ...], tuple[Stack, FrozenMap]] = {}
+        self._seen_once: set[int] = set()  # hashes of the kinds seen once, without a base
         self._max_context = config.max_context_keys
         self._max_string = config.max_message_length
         # Set when the scrub stage is errwire's scrubber: payloads may then carry the
@@ -202,13 +238,6 @@ class PayloadBuilder:
     def build(self, event: Event, stack: Stack | list[dict[str, Any]], suppressed: int) -> Payload:
         cfg = self._config
         shared = self.scrub_copies
-        exception = None
-        if event.exc_class is not None:
-            exception = {
-                "type": self._class(event.exc_class)[0],
-                "value": event.message,
-                "stack": self._stack_payload(stack),
-            }
         chain = (
             [
                 {
@@ -231,6 +260,26 @@ class PayloadBuilder:
         # else: the event's own shallow copy, already what json_safe would return
         component = event.component or "unknown"
         category = event.category or "generic"
+        if shared and type(stack) is Stack:
+            base = self._base(event, stack, component, category)
+            if base is not None:
+                payload = BuiltPayload(base)
+                payload.base = base
+                payload["event_id"] = f"{_random_bits(128):032x}"
+                payload["timestamp"] = event.timestamp
+                payload["chain"] = chain
+                payload["context"] = context
+                payload["request"] = json_safe(event.request) if event.request else None
+                payload["repeats"] = event.repeats
+                payload["suppressed"] = suppressed
+                return payload
+        exception = None
+        if event.exc_class is not None:
+            exception = {
+                "type": self._class(event.exc_class)[0],
+                "value": event.message,
+                "stack": self._stack_payload(stack),
+            }
         return {
             "event_id": f"{_random_bits(128):032x}",
             "timestamp": event.timestamp,
@@ -256,6 +305,60 @@ class PayloadBuilder:
             "runtime": self._runtime if shared else dict(self._runtime),
         }
 
+    def _base(self, event: Event, stack: Stack, component: str, category: str) -> FrozenMap | None:
+        """The fields shared by every event of this kind, with None for ``PER_EVENT``
+        (cached); None when a field is not of the plain type the cache key needs."""
+        cls, message, priority = event.exc_class, event.message, event.priority
+        level, origin, fp = event.level, event.origin, event.fingerprint or ""
+        if not (
+            type(message) is str
+            and type(component) is str
+            and type(category) is str
+            and (priority is None or type(priority) is str)
+            and type(level) is str
+            and type(origin) is str
+        ):
+            return None
+        key = (cls, id(stack), message, component, category, priority, level, origin, fp)
+        hit = self._bases.get(key)
+        if hit is not None and hit[0] is stack:  # the entry holds it: its id stays its own
+            return hit[1]
+        # A kind is given a base from its second event on: a message seen once (one
+        # with an id in it) would only fill the caches here and in the scrubber.
+        seen = hash(key)
+        if seen not in self._seen_once:
+            if len(self._seen_once) >= _SEEN_ONCE_SIZE:
+                self._seen_once.clear()
+            self._seen_once.add(seen)
+            return None
+        cfg = self._config
+        base = FrozenMap(
+            event_id=None,
+            timestamp=None,
+            level=level,
+            origin=origin,
+            message=message,
+            exception=None if cls is None else self._shared_exception(cls, message, stack),
+            chain=None,
+            component=component,
+            category=category,
+            priority=priority,
+            context=None,
+            request=None,
+            fingerprint=fp,
+            repeats=None,
+            suppressed=None,
+            tags=self._shared_tags(component, category, priority, origin),
+            release=cfg.release,
+            environment=cfg.environment,
+            server_name=cfg.server_name,
+            runtime=self._runtime,
+        )
+        if len(self._bases) >= _BASES_CACHE_SIZE:
+            self._bases.clear()
+        self._bases[key] = (stack, base)
+        return base
+
     def _shared_tags(
         self, component: str, category: str, priority: str | None, origin: str
     ) -> FrozenMap:
@@ -267,6 +370,19 @@ class PayloadBuilder:
                 self._tags.clear()
             self._tags[key] = hit
         return hit
+
+    def _shared_exception(self, cls: type[BaseException], message: str, stack: Stack) -> FrozenMap:
+        """The exception part of a payload, shared by every event with this class,
+        message and stack (the scrubber memoises its scrubbed form per object)."""
+        key = (cls, message, id(stack))
+        hit = self._exceptions.get(key)
+        if hit is None or hit[0] is not stack:  # the Stack keeps its id from being reused
+            part = FrozenMap(type=self._class(cls)[0], value=message, stack=stack.frames)
+            hit = (stack, part)
+            if len(self._exceptions) >= _EXCEPTIONS_CACHE_SIZE:
+                self._exceptions.clear()
+            self._exceptions[key] = hit
+        return hit[1]
 
     def _stack_payload(self, stack: Stack | list[dict[str, Any]]) -> Any:
         if not isinstance(stack, Stack):

@@ -32,7 +32,8 @@ class RateLimiter:
                 self._buckets.popitem(last=False)
         else:
             self._buckets.move_to_end(component)
-            bucket[0] = min(self._burst, bucket[0] + (now - bucket[1]) * self._rate)
+            tokens = bucket[0] + (now - bucket[1]) * self._rate
+            bucket[0] = tokens if tokens < self._burst else self._burst  # min(), a call less
             bucket[1] = now
         if bucket[0] >= 1.0:
             bucket[0] -= 1.0

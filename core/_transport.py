@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["MemoryTransport", "Outcome", "Payload", "SendResult", "Transport"]
+__all__ = ["MemoryTransport", "Outcome", "Payload", "SendResult", "Transport", "delivered"]
 
 Payload = dict[str, Any]
 
@@ -39,6 +39,27 @@ class SendResult:
 
 
 OK = SendResult(Outcome.OK)
+
+# ``SendResult(Outcome.OK, remote_id=x)`` without the frozen dataclass's __init__
+# (an ``object.__setattr__`` per field, ~1.5 µs): its slots set directly. The
+# memory transport answers every event with one.
+_new_result = object.__new__
+_slots = vars(SendResult)  # the slot descriptors
+_OK = Outcome.OK
+_set_outcome = _slots["outcome"].__set__
+_set_detail = _slots["detail"].__set__
+_set_retry_after = _slots["retry_after"].__set__
+_set_remote_id = _slots["remote_id"].__set__
+
+
+def delivered(remote_id: str | None) -> SendResult:
+    """``SendResult(Outcome.OK, remote_id=remote_id)``, built faster."""
+    result = _new_result(SendResult)
+    _set_outcome(result, _OK)
+    _set_detail(result, "")
+    _set_retry_after(result, None)
+    _set_remote_id(result, remote_id)
+    return result
 
 
 @runtime_checkable
@@ -68,7 +89,8 @@ class MemoryTransport:
     def send(self, payload: Payload, timeout: float) -> SendResult:
         with self._lock:
             self.events.append(payload)
-        return SendResult(Outcome.OK, remote_id=str(payload.get("event_id", "")))
+        event_id = payload.get("event_id", "")
+        return delivered(event_id if type(event_id) is str else str(event_id))
 
     def close(self) -> None:
         return None

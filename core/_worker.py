@@ -81,6 +81,10 @@ class Pipeline:
         self.sampler = Sampler(config.sample_rate, rng)
         self.stats = PipelineStats()
         self.component_rate_limited = CounterMap()
+        # per-event calls, bound once
+        self._processed = self.stats.processed.bump
+        self._seen: dict[str, Callable[[], object]] = {}  # component -> its counter's bump
+        self._deliver = delivery.deliver
         results = delivery.stats.results
         self.activity = Activity(
             results if isinstance(results, OutcomeMap) else None,
@@ -89,7 +93,7 @@ class Pipeline:
         )
 
     def consume(self, event: Event) -> None:
-        self.stats.processed.bump()
+        self._processed()
         if not self.is_enabled():
             self.stats.disabled.bump()
             return
@@ -100,7 +104,7 @@ class Pipeline:
             internal_error("pipeline", exc)
             return
         if payload is not None:
-            self.delivery.deliver(payload)
+            self._deliver(payload)
         self.activity.record(event, payload)
         if self.on_idle is not None:
             self.on_idle()
@@ -112,9 +116,13 @@ class Pipeline:
 
     def prepare(self, event: Event) -> Payload | None:
         """Run the safeguards; the scrubbed payload, or None when a stage suppressed it."""
-        stack = self.builder.stack(event.frames)
-        component, _, _ = self.builder.classify(event, stack)
-        self.stats.components.bump(component)
+        builder = self.builder
+        stack = builder.stack(event.frames)
+        component, _, _ = builder.classify(event, stack)
+        seen = self._seen.get(component)
+        if seen is None:
+            seen = self._seen[component] = self.stats.components.get(component).bump
+        seen()
         assert event.fingerprint is not None
         suppressed = self.dedup.check(event.fingerprint, event.repeats)
         if suppressed < 0:
@@ -123,10 +131,11 @@ class Pipeline:
             self.stats.rate_limited.bump()
             self.component_rate_limited.bump(component)
             return None
-        if not self.sampler.keep():
+        sampler = self.sampler
+        if not sampler.rate >= 1.0 and not sampler.keep():  # keep(), without a call at 1.0
             self.stats.sampled_out.bump()
             return None
-        return self.scrub(self.builder.build(event, stack, suppressed))
+        return self.scrub(builder.build(event, stack, suppressed))
 
     def idle(self) -> None:
         if self.on_idle is not None:

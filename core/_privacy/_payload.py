@@ -16,7 +16,9 @@ else, so a hit is an input that scrubs exactly the same way). A hit returns fres
 copies and replays the redaction counts the first scrub made. What the payload
 builder shares between events (``FrozenFrames`` stacks, ``FrozenMap`` tags and
 runtime fields: never modified) is looked up by identity instead, which spares
-serialising it.
+serialising it. So is the ``base`` of a ``BuiltPayload`` (every field but the
+per-event ones, shared by the events of one kind): it is scrubbed once, and then
+each event costs a copy of its scrubbed form and the scrub of its own fields.
 
 If anything goes wrong the payload fails closed: only errwire's own fields are
 kept and the message says ``[SCRUB-ERROR]``.
@@ -27,10 +29,11 @@ from __future__ import annotations
 import marshal
 import re
 from collections.abc import Callable, Mapping
+from itertools import chain
 from typing import Any
 
 from errwire._internal import internal_error
-from errwire._payload import FrozenFrames, FrozenMap
+from errwire._payload import BuiltPayload, FrozenFrames, FrozenMap
 from errwire._privacy._keys import ALLOWED_HEADERS, NEVER_HEADERS, KeyPolicy, header_name
 from errwire._privacy._markers import REDACTED, SCRUB_ERROR, marker
 from errwire._privacy._paths import relativize
@@ -64,24 +67,36 @@ _NO_HOME = ("home",)  # a request path like /home/dashboard is a page, not a hom
 
 _HASHED_USER = re.compile(r"user-[0-9a-f]{16}")
 
-_OWN_LIST = tuple(sorted(_OWN_FIELDS))
 _SCALARS = frozenset((str, int, float, bool, type(None)))
+_DICT = frozenset((dict,))
 _RUNTIME_TYPES = (str, int, float)  # a tuple: isinstance() with a union is slower
 _STACK_ENTRIES = 1024
 _FRAME_ENTRIES = 4096
 _TAGS_ENTRIES = 1024
 _SHARED_ENTRIES = 2048
+# id(part) -> (part, its scrubbed answer, the redactions it counted, how to copy the answer)
+_Memo = dict[int, tuple[object, Any, tuple[str, ...], Callable[[Any], Any]]]
+# what _built takes from the payload itself (a test holds it to the builder's PER_EVENT)
+_PER_EVENT = frozenset(
+    ("event_id", "timestamp", "repeats", "suppressed", "context", "chain", "request")
+)
+_BASE_ENTRIES = 1024
 _CACHED_BYTES = 65536  # larger inputs are scrubbed every time (a key is kept per entry)
 
 _Cached = tuple[Any, tuple[str, ...]]  # (scrubbed form, redaction kinds to replay)
+# (own fields, (field, its scrub step) for every other field) of one payload shape
+_Plan = tuple[tuple[str, ...], tuple[tuple[str, Callable[[Any], Any]], ...]]
+_PLAN_ENTRIES = 64
 
 
 class PayloadScrubber:
     __slots__ = (
+        "_bases",
         "_ctx",
         "_fields",
         "_frames",
         "_keys",
+        "_plans",
         "_root",
         "_send_pii",
         "_shared",
@@ -109,11 +124,14 @@ class PayloadScrubber:
         self._root = project_root
         self._send_pii = send_default_pii
         self._stacks: dict[bytes, _Cached] = {}
-        # id -> (the shared object, its scrubbed form, redaction kinds); holding the
-        # object keeps its id from being reused by another one while it is cached.
-        self._shared: dict[int, tuple[object, Any, tuple[str, ...]]] = {}
+        # id -> (the shared object, its scrubbed form, redaction kinds, how to copy that
+        # form); holding the object keeps its id from being reused while it is cached.
+        self._shared: _Memo = {}
         self._frames: dict[bytes, _Cached] = {}
         self._tags: dict[bytes, _Cached] = {}
+        self._plans: dict[tuple[str, ...], _Plan] = {}
+        # BuiltPayload bases: as _shared, in a memo of their own (they are many more)
+        self._bases: _Memo = {}
         self._text_cache = values.text_cache
         text, context = self._text_field, values.scrub
         self._fields: dict[object, Callable[[Any], Any]] = {
@@ -137,16 +155,24 @@ class PayloadScrubber:
     def _payload(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         v = self._values
         fields, other = self._fields, self._other
-        if type(payload) is dict:
+        if type(payload) is BuiltPayload:
+            return self._built(payload)
+        if type(payload) is dict or type(payload) is FrozenMap:  # (copy() makes a dict)
             # errwire's own fields (ids, timestamps, counters...) are kept when scalar:
             # copy everything (the order too), then replace what needs scrubbing.
             out = payload.copy()
-            if not _SCALARS.issuperset(map(type, map(payload.get, _OWN_LIST))):
-                for key in _OWN_LIST:
-                    if key in payload and not _is_scalar(payload[key]):
+            plan = self._plans.get(tuple(payload))
+            if plan is None:
+                plan = self._plan(payload)
+            own, scrubbed = plan
+            if not _SCALARS.issuperset(map(type, map(payload.__getitem__, own))):
+                for key in own:
+                    if not _is_scalar(payload[key]):
                         out[key] = v.scrub(payload[key])
-            for key in payload.keys() - _OWN_FIELDS:
-                out[key] = fields.get(key, other)(payload[key])
+            for key, scrub in scrubbed:
+                value = payload[key]
+                if value is not None:  # every step keeps None as it is, counting nothing
+                    out[key] = scrub(value)
             return out
         return {
             key: (value if _is_scalar(value) else v.scrub(value))
@@ -155,22 +181,70 @@ class PayloadScrubber:
             for key, value in payload.items()
         }
 
+    def _built(self, payload: BuiltPayload) -> dict[str, Any]:
+        """A payload whose shared fields are its ``base`` (see ``BuiltPayload``): the base
+        scrubbed once (its counts replayed), then the per-event fields as usual. Every
+        field of the answer is a scrubbed one: the base's, or the payload's own."""
+        out: dict[str, Any] = self._memoised(
+            self._bases, _BASE_ENTRIES, payload.base, self._payload
+        )
+        # the per-event fields (_PER_EVENT, the builder's PER_EVENT), one by one:
+        # errwire's own ones kept when scalar, the others through their scrub steps
+        own = self._own_value
+        value = payload["event_id"]
+        out["event_id"] = value if type(value) in _SCALARS else own(value)
+        value = payload["timestamp"]
+        out["timestamp"] = value if type(value) in _SCALARS else own(value)
+        value = payload["repeats"]
+        out["repeats"] = value if type(value) in _SCALARS else own(value)
+        value = payload["suppressed"]
+        out["suppressed"] = value if type(value) in _SCALARS else own(value)
+        value = payload["context"]
+        out["context"] = None if value is None else self._values.scrub(value)
+        value = payload["chain"]
+        out["chain"] = None if value is None else self._chain_field(value)
+        value = payload["request"]
+        out["request"] = None if value is None else self._request_field(value)
+        return out
+
+    def _own_value(self, value: Any) -> Any:
+        """One of errwire's own fields: kept when scalar, else scrubbed as a value."""
+        return value if _is_scalar(value) else self._values.scrub(value)
+
+    def _plan(self, payload: dict[str, Any]) -> _Plan:
+        """For payloads with these keys in this order (the builder makes one shape):
+        the own fields among them, and every other field with its scrub step."""
+        fields, other = self._fields, self._other
+        own = tuple(key for key in payload if key in _OWN_FIELDS)
+        scrubbed = tuple((key, fields.get(key, other)) for key in payload if key not in _OWN_FIELDS)
+        if len(self._plans) >= _PLAN_ENTRIES:
+            self._plans.clear()
+        plan = self._plans[tuple(payload)] = (own, scrubbed)
+        return plan
+
     def _text_field(self, value: Any) -> Any:
+        if value is None:
+            return None
         if type(value) is str:
             hit = self._text_cache.get(value)
-            if (
-                hit is not None
-                and not hit[1]
-                and len(value) <= self._values.max_string >= len(hit[0])
-            ):
-                return hit[0]  # what self._text would answer, one call shorter
+            if hit is not None and len(value) <= self._values.max_string >= len(hit[0]):
+                if hit[1]:  # what self._text would answer, two calls shorter
+                    self._tally.replay(hit[1])
+                return hit[0]
         return self._text(value)
 
     def _exception_field(self, value: Any) -> Any:
-        return None if value is None else self._exception(value)
+        if value is None:
+            return None
+        # (a shared exception part is not memoised on its own: it comes in a
+        # BuiltPayload's base, whose scrubbed form is)
+        return self._exception(value)
 
     def _tags_field(self, value: Any) -> Any:
         if type(value) is FrozenMap:
+            hit = self._shared.get(id(value))
+            if hit is not None and hit[0] is value and not hit[2]:
+                return hit[3](hit[1])  # what _shared_part answers, a call shorter
             return self._shared_part(value, self._tag_map)
         if type(value) is dict or isinstance(value, Mapping):
             return self._cached(self._tags, _TAGS_ENTRIES, self._tag_map, value)
@@ -178,12 +252,17 @@ class PayloadScrubber:
 
     def _runtime_field(self, value: Any) -> Any:
         if type(value) is FrozenMap:
+            hit = self._shared.get(id(value))
+            if hit is not None and hit[0] is value and not hit[2]:
+                return hit[3](hit[1])  # what _shared_part answers, a call shorter
             return self._shared_part(value, _runtime_map)
         if type(value) is dict or isinstance(value, Mapping):
             return _runtime_map(value)
         return self._other(value)
 
     def _chain_field(self, value: Any) -> Any:
+        if type(value) is list and not value:
+            return []
         if isinstance(value, list | tuple):
             return [self._exception(e) for e in value[: self._values.max_items]] if value else []
         return self._other(value)
@@ -227,21 +306,28 @@ class PayloadScrubber:
     def _shared_part(self, part: Any, scrub: Callable[[Any], Any]) -> Any:
         """``scrub(part)`` for a part the builder shares between events, worked out once
         per part (fresh copies after, its redaction counts replayed)."""
-        hit = self._shared.get(id(part))
+        return self._memoised(self._shared, _SHARED_ENTRIES, part, scrub)
+
+    def _memoised(self, memo: _Memo, limit: int, part: Any, scrub: Callable[[Any], Any]) -> Any:
+        """``scrub(part)`` once per (never modified) ``part`` kept in ``memo``: later
+        calls get a fresh copy of the answer and replay the redaction counts. An answer
+        that met a scrub error, or that cannot be copied, is not kept."""
+        hit = memo.get(id(part))
         if hit is not None and hit[0] is part:
             if hit[2]:
                 self._tally.replay(hit[2])
-            return _fresh(hit[1])
+            return hit[3](hit[1])
         tally = self._tally
         tally.start()
         try:
             out = scrub(part)
         finally:
             kinds = tally.stop()
-        if SCRUB_ERROR not in kinds and _flat(out):
-            if len(self._shared) >= _SHARED_ENTRIES:
-                self._shared.clear()
-            self._shared[id(part)] = (part, _fresh(out), kinds)
+        copy = _copier(out)
+        if SCRUB_ERROR not in kinds and copy is not None:
+            if len(memo) >= limit:
+                memo.clear()
+            memo[id(part)] = (part, copy(out), kinds, copy)
         return out
 
     def _stack(self, stack: list[Any] | tuple[Any, ...]) -> list[Any]:
@@ -388,6 +474,54 @@ def _fresh(value: Any) -> Any:
         except TypeError:
             return [item.copy() if type(item) is dict else item for item in value]
     return value
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _copier(value: object) -> Callable[[Any], Any] | None:
+    """How to copy ``value`` so that the caller may change the copy without changing
+    the original: for scalars, lists of scalars, lists of flat dicts (a stack) and
+    dicts of those (and of such dicts: a payload, an exception); None for anything
+    else (then it is not remembered)."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return _same
+    if kind is list:
+        items: list[Any] = value  # type: ignore[assignment]
+        types = set(map(type, items))  # (C-level scans: a stack has many frames)
+        if types <= _SCALARS:
+            return list.copy
+        if types == _DICT and _SCALARS.issuperset(
+            map(type, chain.from_iterable(map(dict.values, items)))
+        ):
+            return _copy_dicts
+        return None
+    if kind is not dict:
+        return None
+    nested: list[tuple[Any, Callable[[Any], Any]]] = []
+    for key, item in value.items():  # type: ignore[attr-defined]
+        if type(item) not in _SCALARS:
+            sub = _copier(item)
+            if sub is None:
+                return None
+            nested.append((key, sub))
+    if not nested:
+        return dict.copy
+    steps = tuple(nested)
+
+    def copy(part: dict[Any, Any]) -> dict[Any, Any]:
+        out = part.copy()
+        for key, sub in steps:
+            out[key] = sub(part[key])
+        return out
+
+    return copy
+
+
+def _copy_dicts(value: list[dict[Any, Any]]) -> list[dict[Any, Any]]:
+    return list(map(dict.copy, value))
 
 
 def _is_scalar(value: object) -> bool:

@@ -68,8 +68,16 @@ class Tally:
             recording[-1].append(kind)
 
     def replay(self, kinds: tuple[str, ...]) -> None:
+        """``bump(kind)`` for each of ``kinds`` (a cache hit's redactions), in one call."""
+        counters = self._counters
         for kind in kinds:
-            self.bump(kind)
+            count = counters.get(kind)
+            if count is None:
+                count = counters[kind] = self._counter(kind)
+            count()
+        recording = self._local.open
+        if recording:
+            recording[-1].extend(kinds)
 
     def start(self) -> None:
         """Open a recording; every ``start`` must be paired with a ``stop`` (``finally``)."""

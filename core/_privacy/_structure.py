@@ -61,6 +61,7 @@ __all__ = ["ValueScrubber"]
 _MAX_KEY = 256
 _INT64 = 2**63
 _CARD_MIN = 10**12  # smaller integers cannot be card numbers
+_TOKEN_MIN = 16  # shorter strings are never taken for a random token
 _MARGIN = 1024  # scrubbed text kept beyond a cut, so nothing at the cut is half-seen
 
 
@@ -77,7 +78,9 @@ class _Walk:
 class ValueScrubber:
     __slots__ = (
         "_cache",
+        "_classify",
         "_ctx",
+        "_flat_limit",
         "_key_limit",
         "_replay",
         "_text",
@@ -106,7 +109,12 @@ class ValueScrubber:
         self.max_items = max_items
         self.max_string = max_string
         self.max_nodes = max_nodes
+        if max_string < 32:  # the Scrubber validates it; _clean_flat relies on it
+            raise ValueError(f"max_string must be at least 32; got {max_string}")
         self._key_limit = min(_MAX_KEY, max_string)
+        self._classify = ctx.keys.classify
+        # _clean_flat's bound: more entries than max_items, or max_nodes reached
+        self._flat_limit = min(max_items + 1, max_nodes)
 
     # ------------------------------------------------------------ strings
 
@@ -153,7 +161,8 @@ class ValueScrubber:
     def scrub(self, value: object, key: str | None = None) -> Any:
         try:
             if type(value) is dict and key is None:
-                return self._top_dict(value)
+                flat = self._clean_flat(value)
+                return self._top_dict(value) if flat is None else flat
             return self._value(value, key, 0, _Walk())
         except Exception as exc:
             self._ctx.bump(SCRUB_ERROR)
@@ -171,6 +180,43 @@ class ValueScrubber:
         except Exception:
             self._ctx.bump(REPR_ERROR)
             return self.text(f"<dict {marker(REPR_ERROR)}>")
+
+    def _clean_flat(self, value: dict[Any, Any]) -> dict[str, Any] | None:
+        """What ``_mapping`` answers for a small dict of ordinary keys and values that
+        need nothing done (the usual context: ids, counts, short known strings), or
+        None, and then the full walk runs. Exact: only pairs that ``_mapping`` would
+        copy unchanged, counting nothing, are accepted (keys the text cache knows as
+        clean and not secret-like; ints too small to be card numbers; None and bools;
+        strings cached as clean, too short to be taken for a token); it has no side
+        effects, so giving up half-way changes nothing."""
+        if len(value) >= self._flat_limit:
+            return None  # a bound applies: the full walk marks it
+        cache, classify, key_limit = self._cache, self._classify, self._key_limit
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if type(k) is not str or len(k) > key_limit:
+                return None
+            hit = cache.get(k)
+            if hit is None or hit[1] or hit[0] != k or classify(k):
+                return None
+            kind = type(v)
+            if kind is int:
+                if not -_CARD_MIN < v < _CARD_MIN:
+                    return None
+                out[k] = v
+            elif kind is str:
+                # a clean hit shorter than a token, and within max_string (never below 32)
+                clean = cache.get(v)
+                if clean is None or clean[1] or len(clean[0]) >= _TOKEN_MIN or len(v) > 32:
+                    return None
+                if not v or v[-1] == "]":
+                    return None
+                out[k] = clean[0]
+            elif v is None or kind is bool:
+                out[k] = v
+            else:
+                return None
+        return out
 
     def _value(self, value: object, key: str | None, depth: int, walk: _Walk) -> Any:
         if type(value) is str:  # the common case, by the same steps as below
@@ -272,7 +318,7 @@ class ValueScrubber:
             out = hit[0]  # what self.text would answer, one call shorter
         else:
             out = self.text(value)
-        if key is not None and len(out) >= 16 and looks_random(out, 16):
+        if key is not None and len(out) >= _TOKEN_MIN and looks_random(out, _TOKEN_MIN):
             self._ctx.bump(TOKEN)
             return marker(TOKEN)
         return out

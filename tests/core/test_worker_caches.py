@@ -217,16 +217,44 @@ def test_only_errwires_scrubber_is_given_shared_parts(make_runtime: MakeRuntime)
 
     exc = raise_depth(3)
     for runtime, shared in ((passthrough, False), (builtin, True)):
-        event = _event_for(exc)
-        stack = runtime.builder.stack(event.frames)
-        runtime.builder.classify(event, stack)
-        payload = runtime.builder.build(event, stack, 0)
+        for n in (1, 2):  # the second event of a kind: a BuiltPayload for errwire's scrubber
+            event = _event_for(exc)
+            stack = runtime.builder.stack(event.frames)
+            runtime.builder.classify(event, stack)
+            payload = runtime.builder.build(event, stack, 0)
+            assert (type(payload) is _payload.BuiltPayload) is (shared and n == 2)
         frames = payload["exception"]["stack"]
         assert (type(frames) is FrozenFrames) is shared
         assert (type(payload["tags"]) is FrozenMap) is shared
         assert (type(payload["runtime"]) is FrozenMap) is shared
+        assert (type(payload["exception"]) is FrozenMap) is shared
         if not shared:
             assert type(frames) is list and frames[0] is not stack.frames[0]
+
+
+def test_a_shared_exception_part_is_one_object_per_class_message_and_stack() -> None:
+    builder = _builder()
+    builder.scrub_copies = True
+    one, other = raise_depth(3), raise_depth(2)
+
+    def exception_part(exc: BaseException, message: str) -> Any:
+        event = _event_for(exc, message=message)
+        stack = builder.stack(event.frames)
+        builder.classify(event, stack)
+        return builder.build(event, stack, 0)["exception"]
+
+    first = builder._shared_exception(ValueError, "boom", builder.stack(_raw_frames(one)))
+    exception_part(one, "boom")  # the first of its kind: a plain payload
+    assert exception_part(one, "boom") is first
+    assert dict(first) == {
+        "type": "builtins.ValueError",
+        "value": "boom",
+        "stack": builder.stack(_raw_frames(one)).frames,
+    }
+    exception_part(one, "bang")
+    assert exception_part(one, "bang") is not first
+    exception_part(other, "boom")
+    assert exception_part(other, "boom") is not first
 
 
 def test_delivered_payloads_never_share_containers(make_runtime: MakeRuntime) -> None:
@@ -248,6 +276,30 @@ def test_delivered_payloads_never_share_containers(make_runtime: MakeRuntime) ->
     assert second["tags"]["component"] != "changed" and second["runtime"]["pid"] != -1
     assert second["exception"]["stack"] == third["exception"]["stack"]
     assert second["exception"]["stack"][0] is not third["exception"]["stack"][0]
+
+
+def test_what_is_delivered_does_not_depend_on_the_shared_parts(make_runtime: MakeRuntime) -> None:
+    """The same stream through errwire's scrubber with the builder's shared parts and
+    bases, and with plain payloads only: the same payloads, the same redaction counts."""
+    outputs, counts = [], []
+    for shared in (True, False):
+        transport, scrubber = MemoryTransport(), Scrubber()
+        runtime = make_runtime(transport, scrub=scrubber.scrub_payload, storm_window_seconds=0,
+                               dedup_window_seconds=0)  # fmt: skip
+        runtime.builder.scrub_copies = shared
+        _api.install(runtime)
+        for n in range(12):
+            exc = raise_depth(2 + n % 2, f"user ann{n % 3}@example.com failed")
+            context = {"n": n, "note": "ok"} if n % 4 else {"token": "Zk39aBqR7tLmN2pXw8Yc4Tq9"}
+            errwire.capture_error(exc, component=f"c{n % 2}", context=context)
+            errwire.capture_message(f"seen {n % 2}", level="warning")
+        runtime.worker_lane.process_pending()
+        own = ("event_id", "runtime")  # a fresh id each, and two runtimes
+        outputs.append([{k: v for k, v in e.items() if k not in own} for e in transport.events])
+        counts.append(scrubber.counts())
+    assert len(outputs[0]) == 24
+    assert outputs[0] == outputs[1]
+    assert counts[0] == counts[1] and counts[0]["EMAIL"] > 0 and counts[0]["REDACTED"] > 0
 
 
 # ---------------------------------------------------------- class tokens
@@ -291,3 +343,37 @@ def test_past_its_bound_the_class_table_hands_out_classes(
     assert event.exc_class is Late
     assert class_token(ValueError) == known  # registered before the table filled: a token
     assert type(known) is int and _event._CLASSES[known] is ValueError
+
+
+def test_events_of_one_kind_share_the_base_of_their_payload() -> None:
+    builder = _builder()
+    builder.scrub_copies = True
+    exc = raise_depth(3)
+
+    def built(**fields: Any) -> Any:
+        event = _event_for(exc, **fields)
+        stack = builder.stack(event.frames)
+        builder.classify(event, stack)
+        return builder.build(event, stack, 2)
+
+    once = built(context={"n": 0})
+    assert type(once) is dict  # a kind seen once gets no base: it may never repeat
+    first, second = built(context={"n": 1}, timestamp=1.0), built(context={"n": 2}, repeats=4)
+    assert type(first) is _payload.BuiltPayload and first.base is second.base
+    assert {k: v for k, v in once.items() if k not in _payload.PER_EVENT} == {
+        k: v for k, v in first.items() if k not in _payload.PER_EVENT
+    } | {"exception": once["exception"]}
+    assert dict(first["exception"]) == once["exception"]
+    assert all(first.base[key] is None for key in _payload.PER_EVENT)
+    assert {k: v for k, v in first.items() if k not in _payload.PER_EVENT} == {
+        k: v for k, v in first.base.items() if k not in _payload.PER_EVENT
+    }
+    assert (first["context"], first["timestamp"], first["suppressed"]) == ({"n": 1}, 1.0, 2)
+    assert (second["context"], second["repeats"]) == ({"n": 2}, 4)
+    assert first["event_id"] != second["event_id"]
+    assert type(built(message="other")) is dict
+    assert built(message="other").base is not first.base
+    assert type(built(level="warning")) is dict
+    assert built(level="warning").base is not first.base
+    odd = built(level=["not", "a", "string"])  # no cache key: a plain payload
+    assert type(odd) is dict and odd["level"] == ["not", "a", "string"]

@@ -20,6 +20,7 @@ from errwire._privacy import Scrubber
 from errwire._privacy._keyvalue import may_have_key_values, scrub_key_values
 from errwire._privacy._personal import _EMAIL
 from errwire._privacy._rules import sub_near
+from errwire._privacy._structure import _Walk
 from errwire._privacy._text import BUILTIN_RULES, _quiet
 from errwire._privacy._urls import _URL
 
@@ -272,3 +273,44 @@ def test_text_that_keeps_changing_fails_closed() -> None:
     assert scrubber.scrub_text(endless) == "[SCRUB-ERROR]"
     assert scrubber.scrub_text("[SCRUB-ERROR]") == "[SCRUB-ERROR]"
     assert scrubber.counts()["SCRUB-ERROR"] == 1
+
+
+# ---------------------------------------------------------------- flat contexts
+
+_context_keys = st.sampled_from(
+    ["order", "n", "user", "password", "api_key", "lat", "lon", "coords", "token", "id", "i"]
+) | st.text(max_size=12)
+_context_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**13), 10**17),
+    st.sampled_from([4111111111111111, 10**12, -(10**12), 12, 0]),
+    st.floats(allow_nan=True),
+    st.sampled_from(
+        ["", "ok", "[EMAIL]", "ann@example.com", "Zk39aBqR7tLmN2pXw8Yc4Tq9", "12.5", "x]"]
+    ),
+    st.text(max_size=24),
+    st.lists(st.integers(), max_size=2),
+)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.dictionaries(_context_keys, _context_values, max_size=6))
+def test_a_flat_context_scrubs_as_the_full_walk_does(context: dict[str, Any]) -> None:
+    """The shortcut for small flat contexts (known-clean keys and values) answers and
+    counts exactly what the full walk does, also once every text is cached."""
+    fast = Scrubber(max_items=4, max_nodes=5)
+    full = Scrubber(max_items=4, max_nodes=5)
+    for _ in range(3):  # the first round fills the text cache; later ones take the shortcut
+        walked = full._values._value(dict(context), None, 0, _Walk())  # no shortcut
+        assert fast.scrub_value(dict(context)) == walked
+        assert fast.counts() == full.counts()
+
+
+def test_a_flat_context_of_known_values_takes_the_shortcut() -> None:
+    scrubber = Scrubber()
+    context = {"order": 7, "state": "paid", "retry": None, "ok": True}
+    first = scrubber.scrub_value(context)
+    assert scrubber._values._clean_flat(context) == first == context
+    assert scrubber._values._clean_flat({"password": 1}) is None
+    assert scrubber._values._clean_flat({"card": 4111111111111111}) is None
