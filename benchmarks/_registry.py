@@ -99,6 +99,27 @@ def verdict(ok: bool) -> str:
     return "pass" if ok else "**miss**"
 
 
+# An empty Python call (with its loop) on the machine the design's budgets were set
+# on (DESIGN.md). On a slower machine every Python-bound budget is scaled by the
+# empty call measured in the same run: ratios to the floor are what carry over.
+REFERENCE_CALL_NS = 30.0
+
+
+def at_this_speed(budget: float, floor_ns: float, *, rate: bool = False) -> float:
+    """The design's ``budget`` (a cost, or a rate with ``rate``) on a machine whose
+    empty call costs ``floor_ns``."""
+    slower = floor_ns / REFERENCE_CALL_NS
+    return budget / slower if rate else budget * slower
+
+
+def scaled_target(budget_text: str, floor_ns: float, here_text: str) -> str:
+    """The target column for a budget judged at this machine's speed."""
+    return (
+        f"{budget_text} at a {REFERENCE_CALL_NS:g} ns empty call "
+        f"(here {fmt_ns(floor_ns)}: {here_text})"
+    )
+
+
 def ratio(errwire: float | None, peer: float | None, *, higher_is_better: bool = False) -> str:
     """How many times cheaper (or, for rates, faster) errwire is than the peer."""
     if not errwire or not peer or errwire <= 0 or peer <= 0:

@@ -48,7 +48,18 @@ from ._harness import (
     verdict,
 )
 from ._harness import start_response as _start_response
-from ._registry import Job, Mode, Results, Row, Scenario, Side, fmt_ns, median_of
+from ._registry import (
+    Job,
+    Mode,
+    Results,
+    Row,
+    Scenario,
+    Side,
+    at_this_speed,
+    fmt_ns,
+    median_of,
+    scaled_target,
+)
 
 __all__ = ["measure_side", "scenarios"]
 
@@ -58,8 +69,6 @@ BUDGET_NS = {"flask": 2000.0, "starlette": 1000.0}
 TITLE = {"flask": "Flask", "starlette": "Starlette"}
 SCOPE = http_scope("/")
 FLOOR_CALLS = 20  # empty calls per "request" of the floor: rounds long enough to time
-# An empty Python call (with its loop) on the machine the design's budgets were set on.
-REFERENCE_CALL_NS = 30.0
 
 
 def _start_errwire() -> None:
@@ -275,14 +284,14 @@ def _with_floor(rows: list[Row], budget: float, results: Results) -> list[Row]:
 
     The budgets are the design's, set on a machine where an empty call costs
     ``REFERENCE_CALL_NS``; here the same call costs ``floor``, so the budget is
-    scaled by ``floor / REFERENCE_CALL_NS`` (the verdict against the absolute
-    budget is kept beside it when they differ). Runs that predate the floor keep
+    scaled (``at_this_speed``; the verdict against the absolute budget is kept
+    beside it when they differ). Runs that predate the floor keep
     the absolute verdict and empty floor columns."""
     layers = [run["layer"] for run in results.get("errwire", ()) if "floor" in run["layer"]]
     if not layers:
         return rows
     floor = median_of(layers, "floor") / FLOOR_CALLS
-    scaled = budget * floor / REFERENCE_CALL_NS
+    scaled = at_this_speed(budget, floor)
     app = [run["app"] for run in results["errwire"]]
     values = {
         "app": (median_of(app, "errwire_overhead"), median_of(app, "errwire_overhead_spread")),
@@ -291,10 +300,7 @@ def _with_floor(rows: list[Row], budget: float, results: Results) -> list[Row]:
             median_of(layers, "errwire_overhead_spread"),
         ),
     }
-    target = (
-        f"<= {budget / 1000:g} µs at a {REFERENCE_CALL_NS:g} ns empty call "
-        f"(here {fmt_ns(floor)}: {fmt_ns(scaled)})"
-    )
+    target = scaled_target(f"<= {budget / 1000:g} µs", floor, fmt_ns(scaled))
     out = []
     for row in rows:
         if not row.target:  # the noise row
