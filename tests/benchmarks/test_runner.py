@@ -5,6 +5,7 @@ are written where asked, and pass / miss are decided. Speed is not checked here
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -132,7 +133,10 @@ def test_smoke_run_executes_every_scenario_and_writes_where_asked(tmp_path: Path
     assert {str(n) for n in range(1, 12)} <= numbers  # every scenario of the issue list
     judged = [row for row in rows if row["target"] and "compiled language" not in row["target"]]
     assert judged
-    assert all(row["result"] in ("pass", "**miss**", "within noise") for row in judged)
+    verdicts = ("pass", "**miss**", "within noise")
+    # a budget judged at this machine's speed keeps its absolute verdict beside it
+    absolute = re.compile(r" \(.+ absolute: (pass|\*\*miss\*\*|within noise)\)")
+    assert all(absolute.sub("", row["result"]) in verdicts for row in judged)
     text = markdown.read_text()
     assert text.startswith("# errwire benchmark results")
     assert "| # | scenario | errwire |" in text
