@@ -240,13 +240,7 @@ class Delivery:
                 self.transport.name,
                 elapsed * 1000,
             )
-        if result.outcome is _OK and not result.retry_after:  # _record's common case, inline
-            self.stats.results.bump("ok")
-            breaker = self.breaker
-            if breaker.state != CLOSED or breaker.consecutive_failures:
-                breaker.record_success()  # (closed with no failures: nothing to record)
-        else:
-            self._record(result)
+        self._record(result)
         return result
 
     def _send_guarded(self, payload: Payload, limit: float) -> SendResult:
@@ -265,7 +259,14 @@ class Delivery:
         return result
 
     def _record(self, result: SendResult) -> None:
+        """Count the answer and feed it to the breaker (on the worker, after the send)."""
         outcome = result.outcome
+        if outcome is _OK and not result.retry_after:  # the common case, short
+            self.stats.results.bump("ok")
+            breaker = self.breaker
+            if breaker.state != CLOSED or breaker.consecutive_failures:
+                breaker.record_success()  # (closed with no failures: nothing to record)
+            return
         self.stats.results.bump(outcome._value_)  # .value is a property: a call more
         if outcome is _RETRYABLE:
             self.stats.failed.bump()
