@@ -46,6 +46,7 @@ class DeliveryStats:
     outbox_evicted: Counter = field(default_factory=Counter)  # own spooled events evicted: dropped
     foreign_replayed: Counter = field(default_factory=Counter)  # left behind by other processes
     foreign_evicted: Counter = field(default_factory=Counter)
+    foreign_rejected: Counter = field(default_factory=Counter)
     dropped: CounterMap = field(default_factory=CounterMap)
     slow_sends: Counter = field(default_factory=Counter)
     results: CounterMap = field(default_factory=CounterMap)
@@ -361,8 +362,8 @@ class Delivery:
                 if result.outcome is Outcome.OK:
                     (self.stats.replay_delivered if own else self.stats.foreign_replayed).bump()
                     sent += 1
-                elif own:
-                    self.stats.replay_rejected.bump()
+                else:
+                    (self.stats.replay_rejected if own else self.stats.foreign_rejected).bump()
             else:
                 with self._lock:
                     self.outbox.record_attempt([entry.row_id])

@@ -511,6 +511,7 @@ class Runtime:
                 "pending": self.delivery.outbox_pending,
                 "replayed_foreign": self.delivery.stats.foreign_replayed.value,
                 "evicted_foreign": self.delivery.stats.foreign_evicted.value,
+                "rejected_foreign": self.delivery.stats.foreign_rejected.value,
             },
             "components": components,
             "redactions": self.scrubber.counts() if self.scrubber is not None else {},

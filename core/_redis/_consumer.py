@@ -352,7 +352,7 @@ class FleetWorker:
         s = self.delivery.stats
         delivered = s.replay_delivered.value + s.foreign_replayed.value
         evicted = s.outbox_evicted.value + s.foreign_evicted.value
-        return delivered, s.replay_rejected.value, evicted
+        return delivered, s.replay_rejected.value + s.foreign_rejected.value, evicted
 
     def fleet_counters(self) -> dict[str, int]:
         """What this worker adds to the fleet totals beyond its acks: outbox replays

@@ -164,6 +164,27 @@ def test_outbox_left_by_another_process_is_replayed_and_counted_apart(
     assert second.counters()["delivered"] == 0  # not this runtime's captures
 
 
+def test_a_row_left_by_another_process_that_the_destination_rejects_is_counted(
+    make_runtime: MakeRuntime,
+) -> None:
+    down = ScriptedTransport()
+    first = make_runtime(down, dedup_window_seconds=0)
+    _api.install(first)
+    down.fail_next(100)
+    _capture_unique(2, "old")
+    first.worker_lane.process_pending()
+    first.shutdown(1.0)
+
+    picky = ScriptedTransport()
+    picky.fail_next(1, Outcome.REJECTED)
+    second = make_runtime(picky)
+    _api.install(second)
+    second.worker_lane.run_idle()
+    outbox = second.status()["outbox"]
+    assert (outbox["rejected_foreign"], outbox["replayed_foreign"], outbox["pending"]) == (1, 1, 0)
+    assert second.counters()["rejected"] == 0  # not this runtime's captures
+
+
 def test_outbox_bound_evicts_oldest_as_counted_drops(make_runtime: MakeRuntime) -> None:
     transport = ScriptedTransport()
     runtime = make_runtime(

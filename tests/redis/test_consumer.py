@@ -312,3 +312,29 @@ def test_a_redelivered_event_is_stored_once_in_the_local_sink(
         assert db.execute("SELECT COUNT(*) FROM events").fetchone() == (2,)
     finally:
         db.close()
+
+
+def test_a_row_another_worker_spooled_and_the_destination_rejects_leaves_the_fleet_totals(
+    redis_server: RedisServer, client: Any, keys: Keys, tmp_path: Path
+) -> None:
+    """Two workers on one host share the outbox: a row the first spooled and the second
+    replays into a rejection moves from ``spooled`` to ``rejected`` fleet-wide."""
+    first = _worker(redis_server.url, tmp_path, Flaky(Outcome.RETRYABLE))
+    try:
+        _forward(client, keys, [_payload(0)])
+        while first.step():
+            pass
+        first.maintain(force=True)
+    finally:
+        first.close()
+    assert int(client.hgetall(keys.totals)["spooled"]) == 1
+
+    second = _worker(redis_server.url, tmp_path, Flaky(Outcome.REJECTED))
+    try:
+        second.tick()  # an idle turn replays the outbox
+        assert second.delivery.stats.foreign_rejected.value == 1
+        second.maintain(force=True)
+        totals = client.hgetall(keys.totals)
+        assert (int(totals["spooled"]), int(totals.get("rejected", 0))) == (0, 1)
+    finally:
+        second.close()
