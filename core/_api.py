@@ -12,6 +12,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from ._builder import EnhancedError, capture_enhanced
 from ._clock import Clock
 from ._config import Config, make_config
 from ._internal import internal_error, logger
@@ -55,6 +56,8 @@ def capture_error(
     runtime = _runtime
     if runtime is None:  # shut down by another thread a moment ago
         return False
+    if isinstance(exc, EnhancedError):  # its own metadata, and reported once
+        return capture_enhanced(exc, component, category, level, context, priority)
     return runtime.capture_exception(exc, component, category, level, context, priority)
 
 

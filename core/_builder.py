@@ -12,12 +12,18 @@ from typing import Any
 
 from . import _api
 
-__all__ = ["EnhancedError", "ErrorBuilder", "error"]
+__all__ = ["EnhancedError", "ErrorBuilder", "capture_enhanced", "error"]
 
 
 class EnhancedError(Exception):
     """An exception carrying component, category, priority and context; the
-    original exception (if any) is its ``__cause__``."""
+    original exception (if any) is its ``__cause__``.
+
+    However it reaches errwire (``report()``, ``build()``, or raised and caught by
+    an integration or ``capture_error``), it is reported once, with its own
+    metadata wherever the caller gave none."""
+
+    reported = False  # set on the instance once an event was captured for it
 
     def __init__(
         self,
@@ -40,15 +46,42 @@ class EnhancedError(Exception):
             self.__traceback__ = self.original.__traceback__
 
     def report(self, level: str = "error") -> bool:
-        """Send this error through errwire (a no-op when telemetry is off)."""
-        return _api.capture_error(
-            self.original if self.original is not None else self,
-            component=self.component,
-            category=self.category,
-            level=level,
-            context=self.context,
-            priority=self.priority,
-        )
+        """Send this error through errwire (a no-op when telemetry is off, or when it
+        was reported already)."""
+        return _api.capture_error(self, None, None, level, None, None)
+
+
+def capture_enhanced(
+    err: EnhancedError,
+    component: str | None,
+    category: str | None,
+    level: str,
+    context: Mapping[str, Any] | None,
+    priority: str | None,
+) -> bool:
+    """``capture_error`` for an ``EnhancedError``: the original exception (the error
+    itself when built from a message) with the error's metadata where the caller gave
+    none (``context`` is merged, the caller's keys winning); once per error, so one
+    built and reported, then raised and caught by an integration, is not reported
+    twice."""
+    if err.reported:
+        return False
+    runtime = _api._runtime
+    if runtime is None:
+        return False
+    if context and err.context:
+        context = {**err.context, **context}
+    ok = runtime.capture_exception(
+        err.original if err.original is not None else err,
+        component if component is not None else err.component,
+        category if category is not None else err.category,
+        level,
+        context or err.context or None,
+        priority if priority is not None else err.priority,
+    )
+    if ok:
+        err.reported = True
+    return ok
 
 
 def _describe(exc: BaseException) -> str:

@@ -226,8 +226,7 @@ class Runtime:
             first = exc.__traceback__
             site = _raise_site(cls, first)
             if site is None:  # never raised: the call site of capture is the raise site
-                caller = sys._getframe(2)
-                site = (cls, id(caller.f_code), caller.f_lasti)
+                site = (cls, *_call_site(sys._getframe(2)))
             # StormGuard.admit(site) for a site it knows, inline (a call less, ~0.1 µs,
             # on every capture); a new site goes through admit(), which records it.
             now = self._wall()  # the storm guard's clock and the event's timestamp
@@ -527,6 +526,15 @@ class Runtime:
         if self.forwarder is not None:
             snapshot["bus"] = self.forwarder.snapshot()
         return snapshot
+
+
+def _call_site(frame: Any) -> tuple[int, int]:
+    """``(id(code), lasti)`` of the first frame at or above ``frame`` outside errwire
+    (``EnhancedError.report()`` and ``build()`` reach capture through errwire's own
+    frames: their caller is the site)."""
+    while frame.f_back is not None and str(frame.f_globals.get("__name__")).startswith("errwire."):
+        frame = frame.f_back
+    return id(frame.f_code), frame.f_lasti
 
 
 def accounted_for(counters: Mapping[str, Any]) -> int:

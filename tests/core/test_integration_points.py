@@ -147,6 +147,56 @@ def test_builder_reports_with_metadata_when_enabled(make_runtime: MakeRuntime) -
     assert payload["context"] == {"a": 1, "table": "orders"}
 
 
+def test_an_enhanced_error_raised_and_caught_carries_its_metadata_once(
+    make_runtime: MakeRuntime,
+) -> None:
+    """What an integration does with an EnhancedError a view raised: capture_error(err)."""
+    runtime = make_runtime(storm_window_seconds=0)
+    _api.install(runtime)
+    try:
+        raise ValueError("card 4 declined")
+    except ValueError as exc:
+        built = errwire.error(exc).component("billing").category("payments").context(a=1)
+        err = built.exception()
+    assert err is not None
+    try:
+        raise err
+    except errwire.EnhancedError as caught:
+        assert errwire.capture_error(caught, context={"b": 2}, priority="high")
+        assert not errwire.capture_error(caught)  # reported already: not twice
+    reported = errwire.error(ValueError("x")).component("billing").build()
+    assert reported is not None and reported.reported
+    assert not errwire.capture_error(reported)  # build() reported it; raising it adds none
+    runtime.worker_lane.process_pending()
+    first, second = runtime.transport.events  # type: ignore[attr-defined]
+    assert first["exception"]["type"] == "builtins.ValueError"  # the original
+    assert (first["component"], first["category"], first["priority"]) == (
+        "billing",
+        "payments",
+        "high",
+    )
+    assert first["context"] == {"a": 1, "b": 2}
+    assert second["component"] == "billing"
+    assert runtime.counters()["captured"] == 2
+
+
+def test_never_raised_enhanced_errors_from_two_places_are_two_storm_sites(
+    make_runtime: MakeRuntime,
+) -> None:
+    """Built from a message, an EnhancedError has no traceback: its site is where
+    report() or build() was called, not a frame inside errwire."""
+    runtime = make_runtime()  # the storm guard on (1 s window)
+    _api.install(runtime)
+    errwire.error("quota exceeded").component("billing").build()
+    errwire.EnhancedError("disk full", component="files").report()
+    runtime.worker_lane.process_pending()
+    assert [e["message"] for e in runtime.transport.events] == [  # type: ignore[attr-defined]
+        "quota exceeded",
+        "disk full",
+    ]
+    assert runtime.storm.folded.value == 0
+
+
 def test_enhanced_error_can_be_raised_and_reported() -> None:
     with pytest.raises(errwire.EnhancedError) as info:
         raise errwire.EnhancedError("quota exceeded", component="billing")

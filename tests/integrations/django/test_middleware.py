@@ -43,6 +43,14 @@ def test_successful_request_captures_nothing_and_resets_the_context(telemetry: T
     assert current_request() is None
 
 
+def test_an_enhanced_error_a_view_raises_keeps_its_metadata(telemetry: Telemetry) -> None:
+    assert client().get("/enhanced/").status_code == 500
+    [event] = telemetry.events()
+    assert event["exception"]["type"].endswith("views.Boom")  # the original
+    assert (event["component"], event["category"]) == ("billing", "payments")
+    assert event["context"]["mechanism"] == "django.middleware"
+
+
 def test_view_exception_is_captured_once_with_the_request(telemetry: Telemetry) -> None:
     response = client().get("/orders/42/?token=abc&page=2", REMOTE_ADDR="203.0.113.77")
     assert response.status_code == 500

@@ -9,6 +9,7 @@ from . import views
 urlpatterns = [
     path("ok/", views.ok),
     path("boom/", views.boom),
+    path("enhanced/", views.enhanced),
     path("orders/<int:pk>/", views.order),
     path("missing/", views.missing),
     path("denied/", views.denied),

@@ -33,6 +33,16 @@ def boom(request: HttpRequest) -> HttpResponse:
     raise Boom("view failed")
 
 
+def enhanced(request: HttpRequest) -> HttpResponse:
+    """A view that raises an EnhancedError it built without reporting it."""
+    try:
+        raise Boom("card declined")
+    except Boom as exc:
+        err = errwire.error(exc).component("billing").category("payments").exception()
+    assert err is not None
+    raise err
+
+
 def order(request: HttpRequest, pk: int) -> HttpResponse:
     raise Boom(f"order {pk} failed")
 
