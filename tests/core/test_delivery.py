@@ -143,18 +143,23 @@ def test_send_timeout_is_enforced_for_transports_that_ignore_it(make_runtime: Ma
         transport.release.set()
 
 
-def test_outbox_left_by_another_process_is_replayed_and_counted_apart(
-    make_runtime: MakeRuntime, data_dir: str
-) -> None:
+def _left_by_another_process(make_runtime: MakeRuntime, n: int) -> None:
+    """``n`` events spooled by a runtime that then shut down (another process, as far
+    as the next runtime on the same data directory can tell)."""
     down = ScriptedTransport()
     first = make_runtime(down, dedup_window_seconds=0)
     _api.install(first)
     down.fail_next(100)
-    _capture_unique(3, "old")
+    _capture_unique(n, "old")
     first.worker_lane.process_pending()
-    assert first.counters()["spooled"] == 3
+    assert first.counters()["spooled"] == n
     first.shutdown(1.0)
 
+
+def test_outbox_left_by_another_process_is_replayed_and_counted_apart(
+    make_runtime: MakeRuntime,
+) -> None:
+    _left_by_another_process(make_runtime, 3)
     up = ScriptedTransport()
     second = make_runtime(up)
     _api.install(second)
@@ -167,14 +172,7 @@ def test_outbox_left_by_another_process_is_replayed_and_counted_apart(
 def test_a_row_left_by_another_process_that_the_destination_rejects_is_counted(
     make_runtime: MakeRuntime,
 ) -> None:
-    down = ScriptedTransport()
-    first = make_runtime(down, dedup_window_seconds=0)
-    _api.install(first)
-    down.fail_next(100)
-    _capture_unique(2, "old")
-    first.worker_lane.process_pending()
-    first.shutdown(1.0)
-
+    _left_by_another_process(make_runtime, 2)
     picky = ScriptedTransport()
     picky.fail_next(1, Outcome.REJECTED)
     second = make_runtime(picky)
