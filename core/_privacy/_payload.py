@@ -317,12 +317,7 @@ class PayloadScrubber:
             if hit[2]:
                 self._tally.replay(hit[2])
             return hit[3](hit[1])
-        tally = self._tally
-        tally.start()
-        try:
-            out = scrub(part)
-        finally:
-            kinds = tally.stop()
+        out, kinds = self._tally.record(scrub, part)
         copy = _copier(out)
         if SCRUB_ERROR not in kinds and copy is not None:
             if len(memo) >= limit:
@@ -350,12 +345,7 @@ class PayloadScrubber:
             if hit[1]:
                 self._tally.replay(hit[1])
             return _fresh(hit[0])
-        tally = self._tally
-        tally.start()
-        try:
-            out = scrub(value)
-        finally:
-            kinds = tally.stop()
+        out, kinds = self._tally.record(scrub, value)
         if SCRUB_ERROR not in kinds and _flat(out):
             if len(cache) >= size:
                 cache.clear()

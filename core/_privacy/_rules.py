@@ -15,10 +15,12 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from errwire._privacy._keys import KeyPolicy
 from errwire._privacy._markers import CUSTOM, marker, normalize_kind
+
+_T = TypeVar("_T")
 
 __all__ = [
     "Context",
@@ -90,6 +92,16 @@ class Tally:
         if recording:
             recording[-1].extend(kinds)
         return tuple(kinds)
+
+    def record(self, fn: Callable[..., _T], *args: Any) -> tuple[_T, tuple[str, ...]]:
+        """``fn(*args)`` inside a recording: its answer and the kinds it redacted (what
+        a cache keeps beside the answer, to ``replay`` on a hit)."""
+        self.start()
+        try:
+            out = fn(*args)
+        finally:
+            kinds = self.stop()
+        return out, kinds
 
 
 @dataclass(frozen=True, slots=True)

@@ -256,12 +256,7 @@ class TextScrubber:
             if hit[1]:
                 self.tally.replay(hit[1])
             return hit[0]
-        tally = self.tally
-        tally.start()
-        try:
-            out = self._scrub(text, skip)
-        finally:
-            kinds = tally.stop()
+        out, kinds = self.tally.record(self._scrub, text, skip)
         if SCRUB_ERROR not in kinds:
             if len(cache) >= _CACHE_ENTRIES:
                 cache.clear()
