@@ -112,6 +112,12 @@ def at_this_speed(budget: float, floor_ns: float, *, rate: bool = False) -> floa
     return budget / slower if rate else budget * slower
 
 
+def scaled_verdict(scaled: str, absolute: str, budget_text: str) -> str:
+    """The verdict at this machine's speed, with the absolute one beside it when they
+    differ (the runner's test reads this form)."""
+    return scaled if scaled == absolute else f"{scaled} ({budget_text} absolute: {absolute})"
+
+
 def scaled_target(budget_text: str, floor_ns: float, here_text: str) -> str:
     """The target column for a budget judged at this machine's speed."""
     return (

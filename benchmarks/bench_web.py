@@ -59,6 +59,7 @@ from ._registry import (
     fmt_ns,
     median_of,
     scaled_target,
+    scaled_verdict,
 )
 
 __all__ = ["measure_side", "scenarios"]
@@ -308,9 +309,7 @@ def _with_floor(rows: list[Row], budget: float, results: Results) -> list[Row]:
             continue
         value, spread = values["layer" if "layer alone" in row.scenario else "app"]
         over = f"{value / floor:.0f}x" if value > 0 else ""  # below noise: no ratio
-        result = verdict(value, spread, scaled)
-        if result != row.result:
-            result += f" ({budget / 1000:g} µs absolute: {row.result})"
+        result = scaled_verdict(verdict(value, spread, scaled), row.result, f"{budget / 1000:g} µs")
         out.append(
             dataclasses.replace(
                 row, floor=fmt_ns(floor), over_floor=over, target=target, result=result

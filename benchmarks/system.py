@@ -28,8 +28,10 @@ from ._registry import (
     median_of,
     ratio,
     scaled_target,
+    scaled_verdict,
     verdict,
 )
+from .core import _calls
 
 __all__ = ["memory", "scenarios", "storm", "worker_throughput"]
 
@@ -212,16 +214,10 @@ def worker_throughput(mode: Mode) -> dict[str, Any]:
 
 
 def _empty_call_ns(calls: int = 200_000, repeats: int = 5) -> float:
-    """The language floor in this process, as the call-cost scenarios time it: an empty
-    function call with its loop (median of ``repeats``)."""
+    """The language floor in this process, timed as the call-cost scenarios time it
+    (``core._calls``: an empty function call with its loop; median of ``repeats``)."""
     exc = RuntimeError("floor")
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            empty(exc)
-        times.append((time.perf_counter() - t0) / calls * 1e9)
-    return median(times)
+    return median([_calls(empty, exc, calls) / calls * 1e9 for _ in range(repeats)])
 
 
 def _storm_rows(results: Results) -> list[Row]:
@@ -283,10 +279,8 @@ def _throughput_rows(results: Results) -> list[Row]:
         floor = median_of(runs, "floor_ns")
         scaled = at_this_speed(THROUGHPUT_TARGET, floor, rate=True)
         floor_text, over = fmt_ns(floor), f"{1e9 / eps / floor:.0f}x"
-        scaled_result = verdict(eps >= scaled)
-        if scaled_result != result:
-            scaled_result += f" ({target} absolute: {result})"
-        target, result = scaled_target(target, floor, fmt_rate(scaled)), scaled_result
+        result = scaled_verdict(verdict(eps >= scaled), result, target)
+        target = scaled_target(target, floor, fmt_rate(scaled))
     return [
         Row(
             "7",
