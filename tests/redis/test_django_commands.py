@@ -36,6 +36,21 @@ def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
     )
 
 
+def _worker_delivers_one(args: list[str], env: dict[str, str], client: Any, keys: Keys) -> str:
+    """Start ``manage.py <args>``, feed the stream one event, see it delivered, stop
+    the worker with SIGTERM (exit 0); the worker's output."""
+    worker = Proc([sys.executable, "-m", "django", *args], env, stdin=False)
+    try:
+        worker.wait_line(lambda line: "consuming" in line)
+        payload = {"event_id": "b" * 32, "fingerprint": "f", "component": "c", "repeats": 0}
+        Scripts(client, keys).append([json.dumps(payload)], 1000)
+        assert until(lambda: client.hget(keys.totals, "delivered") == "1", timeout=30), worker.text
+        assert worker.terminate() == 0
+        return worker.text
+    finally:
+        worker.close()
+
+
 def test_telemetry_status_shows_the_fleet_of_the_configured_bus(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:
@@ -50,16 +65,8 @@ def test_telemetry_worker_consumes_the_stream_and_stops_on_sigterm(
     redis_server: RedisServer, client: Any, keys: Keys, tmp_path: Path
 ) -> None:
     env = _django_env(tmp_path, bus=redis_server.url, dedup_window_seconds=0)
-    worker = Proc([sys.executable, "-m", "django", "telemetry_worker"], env, stdin=False)
-    try:
-        worker.wait_line(lambda line: "consuming" in line)
-        payload = {"event_id": "b" * 32, "fingerprint": "f", "component": "c", "repeats": 0}
-        Scripts(client, keys).append([json.dumps(payload)], 1000)
-        assert until(lambda: client.hget(keys.totals, "delivered") == "1", timeout=30), worker.text
-        assert worker.terminate() == 0
-        assert "received=1 delivered=1" in worker.text
-    finally:
-        worker.close()
+    text = _worker_delivers_one(["telemetry_worker"], env, client, keys)
+    assert "received=1 delivered=1" in text
 
 
 def test_the_redis_option_of_the_django_commands(
@@ -72,16 +79,4 @@ def test_the_redis_option_of_the_django_commands(
     both = _manage("telemetry_status", "--redis", redis_server.url, "--outbox", "x", env=env)
     assert both.returncode == 2 and "mutually exclusive" in both.stderr
 
-    worker = Proc(
-        [sys.executable, "-m", "django", "telemetry_worker", "--redis", redis_server.url],
-        env,
-        stdin=False,
-    )
-    try:
-        worker.wait_line(lambda line: "consuming" in line)
-        payload = {"event_id": "c" * 32, "fingerprint": "f", "component": "c", "repeats": 0}
-        Scripts(client, keys).append([json.dumps(payload)], 1000)
-        assert until(lambda: client.hget(keys.totals, "delivered") == "1", timeout=30), worker.text
-        assert worker.terminate() == 0
-    finally:
-        worker.close()
+    _worker_delivers_one(["telemetry_worker", "--redis", redis_server.url], env, client, keys)
