@@ -314,8 +314,9 @@ class EventBus:
         self._counted = Counter()  # publishes made through _publish_each
         self._published = self._counted.bump
         self._direct: Lane | None = None  # the only lane, published to directly
-        self._direct_base = 0  # its offered count when it became the only lane
-        self._earlier_direct = 0  # publishes made directly to lanes that have left since
+        # published == _counted + _offset + the direct lane's offered count: a lane adds
+        # its count when it stops being direct, subtracts it when it starts
+        self._offset = 0
         self._lanes: tuple[Lane, ...] = ()
         self._offers: tuple[Callable[[RawEvent], bool], ...] = ()  # the lanes' offer, bound
         self._lock = threading.Lock()
@@ -360,14 +361,14 @@ class EventBus:
     def _set_lanes(self, lanes: tuple[Lane, ...]) -> None:
         """Install ``lanes`` and the cheapest ``publish`` for them (call with the lock held)."""
         if self._direct is not None:
-            self._earlier_direct += self._direct.offered.value - self._direct_base
+            self._offset += self._direct.offered.value
             self._direct = None
         self._lanes = lanes
         self._offers = tuple(x.offer for x in lanes)
         if len(lanes) == 1:
             # Lane.offer never raises for a raw event, and counts what it is offered.
             self._direct = lanes[0]
-            self._direct_base = lanes[0].offered.value
+            self._offset -= lanes[0].offered.value
             self.publish = lanes[0].offer
         else:
             self.publish = self._publish_each
@@ -383,10 +384,8 @@ class EventBus:
     def published(self) -> int:
         """How many events were published (to however many consumers)."""
         direct = self._direct
-        total = self._counted.value + self._earlier_direct
-        if direct is not None:
-            total += direct.offered.value - self._direct_base
-        return total
+        total = self._counted.value + self._offset
+        return total if direct is None else total + direct.offered.value
 
     def _publish_each(self, event: RawEvent) -> bool:
         try:
