@@ -236,7 +236,6 @@ class PayloadBuilder:
 
     # ----------------------------------------------------------------- build
     def build(self, event: Event, stack: Stack | list[dict[str, Any]], suppressed: int) -> Payload:
-        cfg = self._config
         shared = self.scrub_copies
         chain = (
             [
@@ -280,29 +279,72 @@ class PayloadBuilder:
                 "value": event.message,
                 "stack": self._stack_payload(stack),
             }
+        return self._layout(
+            f"{_random_bits(128):032x}",
+            event.timestamp,
+            event.level,
+            event.origin,
+            event.message,
+            exception,
+            chain,
+            component,
+            category,
+            priority,
+            context,
+            json_safe(event.request) if event.request else None,
+            event.fingerprint or "",
+            event.repeats,
+            suppressed,
+            self._shared_tags(component, category, priority, event.origin)
+            if shared
+            else _tags(component, category, priority, event.origin),
+            self._runtime if shared else dict(self._runtime),
+        )
+
+    def _layout(
+        self,
+        event_id: str | None,
+        timestamp: float | None,
+        level: str,
+        origin: str,
+        message: str,
+        exception: dict[str, Any] | None,
+        chain: list[dict[str, Any]] | None,
+        component: str,
+        category: str,
+        priority: str | None,
+        context: dict[str, Any] | None,
+        request: Any,
+        fingerprint: str,
+        repeats: int | None,
+        suppressed: int | None,
+        tags: dict[str, Any],
+        runtime: dict[str, Any],
+    ) -> dict[str, Any]:
+        """A payload's fields in their one order (a plain payload and a shared base
+        alike: the scrubber plans its work by the order of the keys)."""
+        cfg = self._config
         return {
-            "event_id": f"{_random_bits(128):032x}",
-            "timestamp": event.timestamp,
-            "level": event.level,
-            "origin": event.origin,
-            "message": event.message,
+            "event_id": event_id,
+            "timestamp": timestamp,
+            "level": level,
+            "origin": origin,
+            "message": message,
             "exception": exception,
             "chain": chain,
             "component": component,
             "category": category,
             "priority": priority,
             "context": context,
-            "request": json_safe(event.request) if event.request else None,
-            "fingerprint": event.fingerprint or "",
-            "repeats": event.repeats,
+            "request": request,
+            "fingerprint": fingerprint,
+            "repeats": repeats,
             "suppressed": suppressed,
-            "tags": self._shared_tags(component, category, priority, event.origin)
-            if shared
-            else _tags(component, category, priority, event.origin),
+            "tags": tags,
             "release": cfg.release,
             "environment": cfg.environment,
             "server_name": cfg.server_name,
-            "runtime": self._runtime if shared else dict(self._runtime),
+            "runtime": runtime,
         }
 
     def _base(self, event: Event, stack: Stack, component: str, category: str) -> FrozenMap | None:
@@ -331,28 +373,26 @@ class PayloadBuilder:
                 self._seen_once.clear()
             self._seen_once.add(seen)
             return None
-        cfg = self._config
-        base = FrozenMap(
-            event_id=None,
-            timestamp=None,
-            level=level,
-            origin=origin,
-            message=message,
-            exception=None if cls is None else self._shared_exception(cls, message, stack),
-            chain=None,
-            component=component,
-            category=category,
-            priority=priority,
-            context=None,
-            request=None,
-            fingerprint=fp,
-            repeats=None,
-            suppressed=None,
-            tags=self._shared_tags(component, category, priority, origin),
-            release=cfg.release,
-            environment=cfg.environment,
-            server_name=cfg.server_name,
-            runtime=self._runtime,
+        base = FrozenMap(  # PER_EVENT fields None
+            self._layout(
+                None,
+                None,
+                level,
+                origin,
+                message,
+                None if cls is None else self._shared_exception(cls, message, stack),
+                None,
+                component,
+                category,
+                priority,
+                None,
+                None,
+                fp,
+                None,
+                None,
+                self._shared_tags(component, category, priority, origin),
+                self._runtime,
+            )
         )
         if len(self._bases) >= _BASES_CACHE_SIZE:
             self._bases.clear()
